@@ -1,0 +1,1 @@
+"""Avatar definitions, configuration, model provisioning, the pipeline builder and launch CLI."""

@@ -1,0 +1,95 @@
+"""Launch one avatar: ``python -m bots <avatar> [--port N] [--transport webrtc|local|daily]``.
+
+``webrtc`` (default) serves the avatar's talk page at http://127.0.0.1:<port>/; each browser
+connection is its own session. ``local`` talks through this machine's microphone and speakers.
+``daily`` joins a Daily room (opt-in; audio leaves this machine).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+
+from loguru import logger
+
+from bots.config import AvatarConfigError, list_avatars, load_avatar
+from bots.llm_backend import LLMUnavailableError
+from bots.models import ModelMissingError
+from bots.settings import SettingsError
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    """Command-line options."""
+    parser = argparse.ArgumentParser(prog="python -m bots", description=__doc__)
+    parser.add_argument("avatar", help=f"avatar id ({', '.join(list_avatars())})")
+    parser.add_argument("--transport", choices=["webrtc", "local", "daily"], default="webrtc")
+    parser.add_argument("--host", default="127.0.0.1", help="bind address (default: this machine)")
+    parser.add_argument("--port", type=int, default=7860)
+    parser.add_argument("--no-greeting", action="store_true", help="don't greet on connect")
+    parser.add_argument("--room-url", help="Daily room URL (with --transport daily)")
+    parser.add_argument("--token", help="Daily meeting token (private rooms)")
+    return parser.parse_args(argv)
+
+
+def serve_page(args: argparse.Namespace) -> None:
+    """Serve the avatar's page (SmallWebRTC and WebSocket) until interrupted."""
+    import uvicorn
+
+    from web.app import create_app
+
+    if args.host not in ("127.0.0.1", "localhost", "::1"):
+        logger.warning(
+            f"listening on {args.host}: anyone who can reach this address can talk to the "
+            "avatar. The shared room (`python -m web --lan`) adds a passcode and logins."
+        )
+    app = create_app([args.avatar], greet=not args.no_greeting)
+    print(f"\n  {args.avatar} is at http://{args.host}:{args.port}/\n", flush=True)
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+
+
+async def run_single(args: argparse.Namespace) -> None:
+    """Run one session on a local or Daily transport until it ends."""
+    from bots.warmup import warm_up_models
+    from web.sessions import SessionManager
+
+    avatar = load_avatar(args.avatar)
+    if args.transport == "local":
+        from transports.local import local_audio_transport
+
+        transport = local_audio_transport()
+    else:
+        from transports.daily import daily_transport
+
+        transport = daily_transport(args.room_url or "", args.token, avatar.name)
+    await asyncio.to_thread(warm_up_models, [avatar])
+    manager = SessionManager(greet=not args.no_greeting)
+    config, backend = await manager.prepare(args.avatar)
+    running = await manager.start(config, backend, transport)
+    if args.transport == "local":
+        await running.session.greet()  # no client "connects" to a sound card
+    await running.task
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; turns known failures into one readable line and a non-zero exit."""
+    args = parse_args(argv)
+    try:
+        load_avatar(args.avatar)
+        if args.transport == "webrtc":
+            serve_page(args)
+        else:
+            asyncio.run(run_single(args))
+    except (AvatarConfigError, LLMUnavailableError, ModelMissingError, SettingsError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except ValueError as e:  # e.g. a malformed Daily room URL
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

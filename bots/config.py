@@ -1,0 +1,153 @@
+"""Avatar definitions: one TOML file per avatar, validated by a typed model.
+
+An avatar is everything that makes a character distinct (persona, greeting, voice, LLM
+sampling, how it takes turns) and nothing that is code. ``load_avatar("lumina")`` reads
+``bots/avatars/lumina.toml`` (or ``$AVATARS_DIR/lumina.toml``) and raises
+:class:`AvatarConfigError` with one line per bad field, naming the field and the file.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+BUILTIN_AVATARS_DIR = Path(__file__).parent / "avatars"
+_ID_RE = re.compile(r"^[a-z][a-z0-9_-]{0,39}$")
+
+
+class AvatarConfigError(ValueError):
+    """An avatar file is missing or invalid; the message says which field and why."""
+
+
+class _Strict(BaseModel):
+    # A typo in a TOML key must be an error, not a silently ignored setting.
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class VoiceConfig(_Strict):
+    """How the avatar sounds (Piper)."""
+
+    piper_voice: str = Field(
+        "en_US-joe-medium",
+        description="Packaged voice name or path to a .onnx Piper voice.",
+    )
+    speed: Annotated[float, Field(ge=0.5, le=2.0)] = 1.0
+    """Speaking rate; 1.0 is the voice's natural pace (Piper length_scale = 1/speed)."""
+    expressiveness: Annotated[float, Field(ge=0.0, le=1.5)] = 0.667
+    """Piper noise_scale: higher is livelier, lower is flatter."""
+    rhythm_variation: Annotated[float, Field(ge=0.0, le=1.5)] = 0.8
+    """Piper noise_w: variation in phoneme durations."""
+
+
+class LLMConfig(_Strict):
+    """Which model answers and how it samples."""
+
+    ollama_model: str = "llama3.2:3b"
+    """Used when an Ollama server is reachable; the embedded server always runs its GGUF."""
+    temperature: Annotated[float, Field(ge=0.0, le=2.0)] = 0.7
+    top_p: Annotated[float, Field(gt=0.0, le=1.0)] = 0.9
+    max_tokens: Annotated[int, Field(ge=16, le=2048)] = 160
+    """Spoken replies should be short; this bounds a runaway answer."""
+
+
+class TurnTakingConfig(_Strict):
+    """When the avatar decides the person has finished, and when it lets itself be cut off."""
+
+    vad_confidence: Annotated[float, Field(ge=0.1, le=1.0)] = 0.7
+    vad_start_secs: Annotated[float, Field(ge=0.05, le=1.0)] = 0.2
+    vad_stop_secs: Annotated[float, Field(ge=0.05, le=2.0)] = 0.2
+    vad_min_volume: Annotated[float, Field(ge=0.0, le=1.0)] = 0.6
+    smart_turn: bool = True
+    """Use the smart-turn v3 model to judge whether a pause ends the turn."""
+    smart_turn_max_wait_secs: Annotated[float, Field(ge=0.2, le=5.0)] = 1.0
+    """Longest wait after speech when smart-turn judges the turn incomplete."""
+    barge_in: bool = True
+    """Whether the person can interrupt the avatar by speaking."""
+    barge_in_grace_ms: Annotated[int, Field(ge=0, le=3000)] = 300
+    """Ignore speech in the first N ms of each bot reply (the bot hearing its own onset)."""
+    barge_in_min_speech_ms: Annotated[int, Field(ge=0, le=2000)] = 250
+    """Speech must last this long to interrupt: coughs and "mm-hm" don't."""
+
+
+class AvatarConfig(_Strict):
+    """One avatar, as written in ``bots/avatars/<id>.toml``."""
+
+    id: str
+    name: Annotated[str, Field(min_length=1, max_length=60)]
+    blurb: Annotated[str, Field(max_length=200)] = ""
+    persona: Annotated[str, Field(min_length=1)]
+    greeting: str = ""
+    style_rules: list[str] = Field(default_factory=list)
+    voice: VoiceConfig = VoiceConfig()
+    llm: LLMConfig = LLMConfig()
+    turn_taking: TurnTakingConfig = TurnTakingConfig()
+
+    @field_validator("id")
+    @classmethod
+    def _valid_id(cls, v: str) -> str:
+        if not _ID_RE.match(v):
+            raise ValueError(
+                "must be lowercase letters, digits, '-' or '_', starting with a letter"
+            )
+        return v
+
+    def system_prompt(self) -> str:
+        """The system message: persona, then style rules, then rules every spoken bot needs."""
+        rules = [
+            *self.style_rules,
+            "Your words are spoken aloud: no emojis, markdown, lists or stage directions.",
+            "Keep replies to one to three short sentences unless asked for more.",
+        ]
+        bullet_rules = "\n".join(f"- {r}" for r in rules)
+        return f"You are {self.name}. {self.persona.strip()}\n\nHow you speak:\n{bullet_rules}"
+
+
+def avatars_dirs() -> list[Path]:
+    """Folders searched for avatar files: ``$AVATARS_DIR`` (if set) first, then built-ins."""
+    extra = os.environ.get("AVATARS_DIR")
+    return ([Path(extra)] if extra else []) + [BUILTIN_AVATARS_DIR]
+
+
+def _format_errors(path: Path, err: ValidationError) -> str:
+    lines = [f"{path}: invalid avatar"]
+    for e in err.errors():
+        field = ".".join(str(p) for p in e["loc"]) or "(file)"
+        lines.append(f"  {field}: {e['msg']}")
+    return "\n".join(lines)
+
+
+def parse_avatar(path: Path) -> AvatarConfig:
+    """Read and validate one avatar file; its id is the file name."""
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as e:
+        raise AvatarConfigError(f"{path}: no such avatar file") from e
+    except tomllib.TOMLDecodeError as e:
+        raise AvatarConfigError(f"{path}: not valid TOML: {e}") from e
+    if "id" in data and data["id"] != path.stem:
+        raise AvatarConfigError(f"{path}: id: {data['id']!r} must match the file name")
+    data["id"] = path.stem
+    try:
+        return AvatarConfig.model_validate(data)
+    except ValidationError as e:
+        raise AvatarConfigError(_format_errors(path, e)) from None
+
+
+def list_avatars() -> list[str]:
+    """Ids of every avatar file found, sorted."""
+    return sorted({p.stem for d in avatars_dirs() if d.is_dir() for p in d.glob("*.toml")})
+
+
+def load_avatar(avatar_id: str) -> AvatarConfig:
+    """Find ``<avatar_id>.toml`` and validate it."""
+    for d in avatars_dirs():
+        path = d / f"{avatar_id}.toml"
+        if path.exists():
+            return parse_avatar(path)
+    known = ", ".join(list_avatars()) or "none"
+    raise AvatarConfigError(f"no avatar called {avatar_id!r} (available: {known})")

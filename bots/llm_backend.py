@@ -1,0 +1,116 @@
+"""Choose the LLM server a session talks to: a running Ollama, else the embedded llama.cpp.
+
+Both speak the OpenAI chat-completions API, so the pipeline uses one Pipecat service
+(``OpenAILLMService`` with a ``base_url``) for either. Ollama wins when it answers, because a
+user who runs Ollama has chosen their models there; the avatar's ``ollama_model`` is pulled
+(with a progress bar) if it is missing. Otherwise the embedded server started by
+``make llm`` / ``python -m bots.llm_server`` answers with its bundled GGUF.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import httpx
+from loguru import logger
+
+from bots.settings import Settings, get_settings
+
+
+class LLMUnavailableError(RuntimeError):
+    """No LLM server answers; the message says how to start one."""
+
+
+@dataclass(frozen=True)
+class LLMBackend:
+    """Where to send chat completions."""
+
+    kind: Literal["ollama", "embedded"]
+    base_url: str
+    model: str
+
+    def describe(self) -> str:
+        """One line for logs and the health endpoint."""
+        return f"{self.kind} ({self.model} at {self.base_url})"
+
+
+def _get_json(url: str, timeout: float = 1.0) -> dict | None:
+    try:
+        resp = httpx.get(url, timeout=timeout)
+        return resp.json() if resp.status_code == 200 else None
+    except (httpx.HTTPError, ValueError):
+        return None
+
+
+def ollama_running(settings: Settings) -> bool:
+    """True when an Ollama server answers at ``OLLAMA_HOST``."""
+    return _get_json(f"{settings.ollama_host.rstrip('/')}/api/version") is not None
+
+
+def embedded_model(settings: Settings) -> str | None:
+    """The model id the embedded server serves, or None when it is not running."""
+    data = _get_json(f"{settings.embedded_llm_url}/models")
+    models = (data or {}).get("data") or []
+    return models[0].get("id") if models else None
+
+
+def ensure_ollama_model(settings: Settings, model: str) -> None:
+    """Pull ``model`` into Ollama if it is not there yet, showing a progress bar."""
+    import ollama
+    from tqdm import tqdm
+
+    client = ollama.Client(host=settings.ollama_host)
+    have = {m.model for m in client.list().models}
+    if model in have or f"{model}:latest" in have:
+        return
+    logger.info(f"Ollama does not have {model}; pulling it (one time)")
+    bars: dict[str, tqdm] = {}
+    for progress in client.pull(model, stream=True):
+        digest = progress.get("digest") or progress.get("status", "")
+        total = progress.get("total")
+        if total and digest not in bars:
+            bars[digest] = tqdm(total=total, unit="B", unit_scale=True, desc=f"pull {model}")
+        if digest in bars and progress.get("completed"):
+            bar = bars[digest]
+            bar.update(progress["completed"] - bar.n)
+    for bar in bars.values():
+        bar.close()
+
+
+def resolve_backend(ollama_model: str, settings: Settings | None = None) -> LLMBackend:
+    """Pick the backend for an avatar whose preferred Ollama model is ``ollama_model``.
+
+    Raises:
+        LLMUnavailableError: when neither server answers (the message says what to do).
+    """
+    settings = settings or get_settings()
+    choice = settings.llm_backend
+    if choice in ("auto", "ollama") and ollama_running(settings):
+        ensure_ollama_model(settings, ollama_model)
+        return LLMBackend("ollama", f"{settings.ollama_host.rstrip('/')}/v1", ollama_model)
+    if choice in ("auto", "embedded"):
+        model = embedded_model(settings)
+        if model:
+            return LLMBackend("embedded", settings.embedded_llm_url, model)
+    raise LLMUnavailableError(unavailable_message(settings))
+
+
+def unavailable_message(settings: Settings) -> str:
+    """What to tell a person when no LLM answers."""
+    return (
+        f"No LLM server is reachable (Ollama at {settings.ollama_host}, embedded server at "
+        f"{settings.embedded_llm_url}). Start Ollama (`ollama serve`) or run `make llm` "
+        "(the embedded llama.cpp server) and try again."
+    )
+
+
+def llm_health(settings: Settings | None = None) -> dict:
+    """Health report: which backend would be used, or what to do."""
+    settings = settings or get_settings()
+    if settings.llm_backend != "embedded" and ollama_running(settings):
+        return {"ok": True, "backend": "ollama", "url": settings.ollama_host}
+    model = embedded_model(settings) if settings.llm_backend != "ollama" else None
+    if model:
+        return {"ok": True, "backend": "embedded", "url": settings.embedded_llm_url, "model": model}
+    return {"ok": False, "backend": None, "fix": unavailable_message(settings)}

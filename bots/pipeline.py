@@ -1,0 +1,216 @@
+"""Build one voice session's frame graph from an avatar config and a transport.
+
+The graph, top to bottom, is the one in DESIGN.md::
+
+    transport.input()        audio from the browser / mic
+    stt                      whisper.cpp; final (and interim) transcriptions
+    user_aggregator          Silero VAD + smart-turn decide turns; appends the user turn
+    memory                   long-term memory retrieval (a pass-through slot for now)
+    llm                      Ollama or the embedded llama.cpp server, streaming
+    tts                      Piper, per sentence as tokens arrive
+    transport.output()       audio back to the person
+    assistant_aggregator     records what was actually spoken
+
+VAD sits inside the user aggregator in Pipecat 1.x and broadcasts its speech events both ways,
+so STT (upstream of it) still segments on them. Interruptions come from the user-turn start
+strategy (``processors.barge_in``): Pipecat then flushes queued LLM tokens, TTS audio and
+output buffers, cancels the LLM stream, and the assistant aggregator keeps only the text whose
+audio was actually played, marked interrupted.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from loguru import logger
+from pipecat.audio.turn.smart_turn.base_smart_turn import SmartTurnParams
+from pipecat.audio.turn.smart_turn.local_smart_turn_v3 import LocalSmartTurnAnalyzerV3
+from pipecat.audio.vad.silero import SileroVADAnalyzer
+from pipecat.audio.vad.vad_analyzer import VADParams
+from pipecat.frames.frames import TTSSpeakFrame
+from pipecat.pipeline.pipeline import Pipeline
+from pipecat.pipeline.worker import PipelineParams, PipelineWorker
+from pipecat.processors.aggregators.llm_context import LLMContext
+from pipecat.processors.aggregators.llm_response_universal import (
+    LLMContextAggregatorPair,
+    LLMUserAggregatorParams,
+)
+from pipecat.services.openai.llm import OpenAILLMService
+from pipecat.transports.base_transport import BaseTransport
+from pipecat.turns.empty_user_turn import EmptyUserTurnConfig
+from pipecat.turns.user_stop import (
+    SpeechTimeoutUserTurnStopStrategy,
+    TurnAnalyzerUserTurnStopStrategy,
+)
+from pipecat.turns.user_turn_strategies import UserTurnStrategies
+
+from bots.config import AvatarConfig, TurnTakingConfig
+from bots.llm_backend import LLMBackend, resolve_backend
+from bots.models import whisper_ggml
+from bots.settings import get_settings
+from processors.barge_in import GuardedUserTurnStartStrategy
+from processors.memory_retrieval import NoMemoryRetrieval
+from processors.piper_tts import LocalPiperTTSService
+from processors.turn_latency import TurnLatencyObserver
+from processors.whisper_stt import WhisperCppSTTService
+
+# When a noise interrupted the bot and produced no words, the bot resumes instead of
+# going silent: a cough must not end the reply for good.
+RESUME_AFTER_NOISE_PROMPT = (
+    "You were cut off by a short sound from the user (a cough or an 'mm-hm'), not a "
+    "question. Briefly continue what you were saying."
+)
+
+
+def user_turn_params(turns: TurnTakingConfig) -> LLMUserAggregatorParams:
+    """VAD, turn start (barge-in guard) and turn stop (smart-turn) for one avatar."""
+    vad = SileroVADAnalyzer(
+        params=VADParams(
+            confidence=turns.vad_confidence,
+            start_secs=turns.vad_start_secs,
+            stop_secs=turns.vad_stop_secs,
+            min_volume=turns.vad_min_volume,
+        )
+    )
+    if turns.smart_turn:
+        stop = TurnAnalyzerUserTurnStopStrategy(
+            turn_analyzer=LocalSmartTurnAnalyzerV3(
+                params=SmartTurnParams(stop_secs=turns.smart_turn_max_wait_secs)
+            )
+        )
+    else:
+        stop = SpeechTimeoutUserTurnStopStrategy(user_speech_timeout=turns.vad_stop_secs)
+    start = GuardedUserTurnStartStrategy(
+        barge_in=turns.barge_in,
+        grace_ms=turns.barge_in_grace_ms,
+        min_speech_ms=turns.barge_in_min_speech_ms,
+        vad_start_secs=turns.vad_start_secs,
+    )
+    return LLMUserAggregatorParams(
+        vad_analyzer=vad,
+        user_turn_strategies=UserTurnStrategies(start=[start], stop=[stop]),
+        empty_user_turn=EmptyUserTurnConfig(interrupted_prompt=RESUME_AFTER_NOISE_PROMPT),
+    )
+
+
+def build_llm(avatar: AvatarConfig, backend: LLMBackend) -> OpenAILLMService:
+    """Streaming chat completions against Ollama or the embedded server."""
+    return OpenAILLMService(
+        base_url=backend.base_url,
+        api_key="local",  # neither local server checks it; the client requires one
+        settings=OpenAILLMService.Settings(
+            model=backend.model,
+            system_instruction=avatar.system_prompt(),
+            temperature=avatar.llm.temperature,
+            top_p=avatar.llm.top_p,
+            max_tokens=avatar.llm.max_tokens,
+        ),
+    )
+
+
+@dataclass
+class TranscriptEntry:
+    """One finished turn, as it was actually spoken."""
+
+    role: str  # "user" or "assistant"
+    text: str
+    interrupted: bool = False
+
+
+@dataclass
+class VoiceSession:
+    """A built (not yet running) session: its worker and what tests and the UI look at."""
+
+    avatar: AvatarConfig
+    backend: LLMBackend
+    worker: PipelineWorker
+    context: LLMContext
+    latency: TurnLatencyObserver
+    transcript: list[TranscriptEntry] = field(default_factory=list)
+    services: dict = field(default_factory=dict)
+
+    async def greet(self) -> None:
+        """Say the avatar's greeting (kept in the context as the avatar's first line)."""
+        if self.avatar.greeting:
+            await self.worker.queue_frames([TTSSpeakFrame(self.avatar.greeting)])
+
+
+def build_session(
+    avatar: AvatarConfig,
+    transport: BaseTransport,
+    *,
+    backend: LLMBackend | None = None,
+    session_id: str = "",
+    idle_timeout_secs: float | None = 300,
+) -> VoiceSession:
+    """Wire the frame graph for one connection.
+
+    Args:
+        avatar: which character to be.
+        transport: the connection (SmallWebRTC, WebSocket, local audio, Daily).
+        backend: LLM server to use; resolved (Ollama, else embedded) when omitted.
+        session_id: label for logs.
+        idle_timeout_secs: end the session after this long with nobody speaking.
+
+    Raises:
+        LLMUnavailableError: no LLM server answers (the message says how to start one).
+        ModelMissingError: a model package is missing (the message says how to install it).
+    """
+    settings = get_settings()
+    backend = backend or resolve_backend(avatar.llm.ollama_model)
+    logger.info(f"[{session_id}] avatar {avatar.id}: LLM {backend.describe()}")
+
+    stt = WhisperCppSTTService(
+        model=whisper_ggml(settings.whisper_model), n_threads=settings.stt_threads
+    )
+    context = LLMContext()
+    user_aggregator, assistant_aggregator = LLMContextAggregatorPair(
+        context, user_params=user_turn_params(avatar.turn_taking)
+    )
+    memory = NoMemoryRetrieval()
+    llm = build_llm(avatar, backend)
+    tts = LocalPiperTTSService(voice=avatar.voice)
+
+    pipeline = Pipeline(
+        [
+            transport.input(),
+            stt,
+            user_aggregator,
+            memory,
+            llm,
+            tts,
+            transport.output(),
+            assistant_aggregator,
+        ]
+    )
+    latency = TurnLatencyObserver(session=session_id or avatar.id)
+    worker = PipelineWorker(
+        pipeline,
+        params=PipelineParams(enable_metrics=True, enable_usage_metrics=True),
+        observers=[latency],
+        idle_timeout_secs=idle_timeout_secs,
+        name=f"{avatar.id}-{session_id}" if session_id else None,
+    )
+    session = VoiceSession(
+        avatar=avatar,
+        backend=backend,
+        worker=worker,
+        context=context,
+        latency=latency,
+        services={"stt": stt, "llm": llm, "tts": tts},
+    )
+
+    @user_aggregator.event_handler("on_user_turn_stopped")
+    async def _on_user_turn(_aggregator, _strategy, message):
+        if message.content:
+            session.transcript.append(TranscriptEntry("user", message.content))
+
+    @assistant_aggregator.event_handler("on_assistant_turn_stopped")
+    async def _on_assistant_turn(_aggregator, message):
+        if message.content:
+            entry = TranscriptEntry("assistant", message.content, message.interrupted)
+            session.transcript.append(entry)
+            if message.interrupted:
+                logger.info(f"[{latency.session}] interrupted; heard: {message.content!r}")
+
+    return session

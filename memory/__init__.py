@@ -1,0 +1,1 @@
+"""Long-term memory (LanceDB): stored turns, recall chunks and memory cards."""

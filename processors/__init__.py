@@ -1,0 +1,1 @@
+"""Our own Pipecat frame processors and services (STT, TTS, barge-in, latency, memory)."""

@@ -1,0 +1,60 @@
+"""Shared fixtures: a real embedded LLM server, started once per test run."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+# Tests never use a developer's running Ollama or LLM server: they start their own.
+os.environ["AVATARS_LLM_BACKEND"] = "embedded"
+os.environ.setdefault("AVATARS_LLM_PORT", str(free_port()))
+
+
+def wait_http(url: str, timeout: float, proc: subprocess.Popen | None = None) -> None:
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"{proc.args} exited with {proc.returncode}")
+        try:
+            if httpx.get(url, timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.25)
+    raise TimeoutError(f"{url} not ready after {timeout}s")
+
+
+@pytest.fixture(scope="session")
+def llm_backend():
+    """The embedded llama.cpp server (python -m bots.llm_server), as an LLMBackend."""
+    from bots.llm_backend import LLMBackend
+    from bots.settings import get_settings
+
+    get_settings.cache_clear()
+    settings = get_settings()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bots.llm_server", "--port", str(settings.llm_port)], cwd=ROOT
+    )
+    try:
+        wait_http(f"{settings.embedded_llm_url}/models", 120, proc)
+        yield LLMBackend("embedded", settings.embedded_llm_url, "local")
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)

@@ -1,0 +1,173 @@
+"""The whole voice graph on real models, driven by synthesized speech in real time.
+
+Real Silero VAD + smart-turn, whisper.cpp, the embedded llama.cpp server and Piper: the only
+stand-ins are the microphone and the speaker (tests/harness.py), which play and record audio
+at real-time pace like a sound card.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+
+import jiwer
+import pytest
+from pipecat.frames.frames import (
+    InterruptionFrame,
+    LLMFullResponseStartFrame,
+    LLMTextFrame,
+    TTSAudioRawFrame,
+)
+from pipecat.observers.base_observer import BaseObserver, FramePushed
+from pipecat.workers.runner import WorkerRunner
+
+from bots.config import load_avatar
+from bots.pipeline import VoiceSession, build_session
+from tests.harness import ScriptedTransport
+from tests.speech import espeak_say, piper_say
+
+pytestmark = pytest.mark.slow
+
+_norm = jiwer.Compose(
+    [
+        jiwer.ToLowerCase(),
+        jiwer.RemovePunctuation(),
+        jiwer.RemoveMultipleSpaces(),
+        jiwer.Strip(),
+        jiwer.ReduceToListOfListOfWords(),
+    ]
+)
+
+
+def wer(ref: str, hyp: str) -> float:
+    return jiwer.wer(ref, hyp, reference_transform=_norm, hypothesis_transform=_norm)
+
+
+async def wait_for(cond: Callable[[], object], timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if value := cond():
+            return value
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+class WorkLog(BaseObserver):
+    """When the LLM produced tokens and TTS produced audio, and when interruptions happened."""
+
+    KINDS = (InterruptionFrame, LLMFullResponseStartFrame, LLMTextFrame, TTSAudioRawFrame)
+
+    def __init__(self):
+        super().__init__()
+        self.events: list[tuple[float, str]] = []
+        self._seen: set[int] = set()
+
+    async def on_push_frame(self, data: FramePushed):
+        frame = data.frame
+        if isinstance(frame, self.KINDS) and frame.id not in self._seen:
+            self._seen.add(frame.id)
+            self.events.append((time.time(), type(frame).__name__))
+
+
+class Running:
+    """A session running on the scripted transport."""
+
+    def __init__(self, session: VoiceSession, transport: ScriptedTransport):
+        self.session = session
+        self.transport = transport
+        self.work = WorkLog()
+        session.worker.add_observer(self.work)
+        self.task = asyncio.create_task(self._run())
+
+    async def _run(self):
+        runner = WorkerRunner(handle_sigint=False)
+        await runner.add_workers(self.session.worker)
+        await runner.run()
+
+    def turns(self, role: str) -> list:
+        return [t for t in self.session.transcript if t.role == role]
+
+    async def stop(self):
+        await self.session.worker.cancel()
+        await asyncio.wait_for(self.task, 20)
+
+
+@pytest.fixture
+async def lumina(llm_backend):
+    transport = ScriptedTransport()
+    session = build_session(
+        load_avatar("lumina"), transport, backend=llm_backend, idle_timeout_secs=None
+    )
+    running = Running(session, transport)
+    await asyncio.sleep(1.5)  # pipeline start + VAD settling on silence
+    yield running
+    await running.stop()
+
+
+async def test_spoken_question_is_transcribed_and_answered_out_loud(lumina: Running):
+    question = "What is the capital city of France?"
+    await lumina.transport.mic.say(piper_say(question))
+    spoke_at = lumina.transport.mic.speech_ended_at
+
+    voiced = await wait_for(
+        lambda: lumina.transport.voiced(since=spoke_at), 10, "the bot to answer out loud"
+    )
+    first_audio_after = voiced[0].at - spoke_at
+    await wait_for(lambda: lumina.turns("assistant"), 30, "the bot to finish its answer")
+
+    heard = lumina.turns("user")[0].text
+    assert wer(question, heard) <= 0.2, f"transcribed {heard!r}"
+    answer = lumina.turns("assistant")[0]
+    assert answer.text.strip() and not answer.interrupted
+    bot_speech = sum(c.duration for c in lumina.transport.voiced(since=spoke_at))
+    assert bot_speech > 0.5, f"only {bot_speech:.2f}s of audible bot speech"
+    assert first_audio_after < 10
+    assert lumina.session.latency.turns, "a latency breakdown is logged for the turn"
+
+
+async def test_talking_over_the_bot_stops_its_audio_and_keeps_only_what_was_heard(
+    lumina: Running,
+):
+    transport = lumina.transport
+    await transport.mic.say(
+        piper_say("Please tell me a long story about a dragon who lives in the mountains.")
+    )
+    # Wait until the bot has been talking for a good second.
+    await wait_for(
+        lambda: len(transport.voiced(since=transport.mic.speech_ended_at)) > 50,
+        15,
+        "the bot to be well into its story",
+    )
+    interruption = espeak_say("Wait, stop please. I want to ask you something else.", wpm=160)
+    barge = asyncio.create_task(transport.mic.say(interruption))
+    await wait_for(lambda: transport.mic.speech_started_at and not barge.done(), 2, "barge-in")
+    started = time.time()
+    await barge
+    ended = transport.mic.speech_ended_at
+
+    # The bot's audio stops while the person is still talking (gross bound; see bench/).
+    still_talking = [c for c in transport.voiced(since=started + 1.2) if c.at < ended]
+    assert not still_talking, f"bot audio kept playing {len(still_talking)} chunks after 1.2s"
+    stop_at = max((c.at for c in transport.voiced(since=started - 0.5) if c.at < ended), default=0)
+    assert stop_at - started < 1.2
+
+    # Generation is cancelled: between the interruption and the next reply's start, the old
+    # reply produces no more LLM tokens or TTS audio (a small allowance for frames in flight).
+    events = lumina.work.events
+    cut = next(t for t, kind in events if kind == "InterruptionFrame" and t >= started)
+    next_reply = next(
+        (t for t, kind in events if kind == "LLMFullResponseStartFrame" and t > cut), time.time()
+    )
+    leftovers = [k for t, k in events if cut + 0.3 < t < next_reply and k != "InterruptionFrame"]
+    assert not leftovers, f"work continued after the interruption: {leftovers[:5]}"
+
+    story = await wait_for(lambda: lumina.turns("assistant"), 5, "the story to be recorded")
+    assert story[0].interrupted, "the interrupted reply is flagged"
+    heard_words = len(story[0].text.split())
+    assert heard_words >= 1
+    # What the person said over the bot is transcribed (maybe as two turns, split at the
+    # pause after "please") and answered afterwards.
+    await wait_for(lambda: len(lumina.turns("assistant")) >= 2, 20, "an answer to the new question")
+    said = " ".join(t.text for t in lumina.turns("user")[1:])
+    assert wer("wait stop please i want to ask you something else", said) < 0.5, said

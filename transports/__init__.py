@@ -1,0 +1,1 @@
+"""Transport factories: SmallWebRTC, WebSocket, local audio and Daily."""

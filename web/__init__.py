@@ -1,0 +1,1 @@
+"""The web app: pages, signaling, REST API and health."""

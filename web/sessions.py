@@ -1,0 +1,100 @@
+"""Run one voice session per connection, and end each one cleanly.
+
+Every browser connection (WebRTC peer or WebSocket) gets its own pipeline worker, built from
+its avatar's config; heavy models are shared per process (see ``processors``). A session ends
+when its client disconnects, when it idles out, or on shutdown, and is then forgotten.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from dataclasses import dataclass
+
+from loguru import logger
+from pipecat.processors.frameworks.rtvi.frames import RTVIServerMessageFrame
+from pipecat.transports.base_transport import BaseTransport
+from pipecat.workers.runner import WorkerRunner
+
+from bots.config import AvatarConfig, load_avatar
+from bots.llm_backend import LLMBackend, resolve_backend
+from bots.pipeline import VoiceSession, build_session
+from processors.turn_latency import TurnLatency
+
+_ids = itertools.count(1)
+
+
+@dataclass
+class RunningSession:
+    """A session and the task running it."""
+
+    id: str
+    session: VoiceSession
+    task: asyncio.Task
+
+
+class SessionManager:
+    """Starts, tracks and stops voice sessions in this process."""
+
+    def __init__(self, *, greet: bool = True):
+        self.greet = greet
+        self.active: dict[str, RunningSession] = {}
+
+    async def prepare(self, avatar_id: str) -> tuple[AvatarConfig, LLMBackend]:
+        """Check that a session for ``avatar_id`` can start, before accepting a connection.
+
+        Raises:
+            AvatarConfigError, LLMUnavailableError: with a message that says what to do.
+        """
+        avatar = load_avatar(avatar_id)
+        # Probing the LLM servers is blocking HTTP: keep it off the event loop.
+        backend = await asyncio.to_thread(resolve_backend, avatar.llm.ollama_model)
+        return avatar, backend
+
+    async def start(
+        self, avatar: AvatarConfig, backend: LLMBackend, transport: BaseTransport
+    ) -> RunningSession:
+        """Build and start a session for ``avatar`` on ``transport``."""
+        sid = f"{avatar.id}-{next(_ids)}"
+        session = build_session(avatar, transport, backend=backend, session_id=sid)
+
+        @transport.event_handler("on_client_connected")
+        async def _on_connected(_transport, _client):
+            logger.info(f"[{sid}] client connected")
+            if self.greet:
+                await session.greet()
+
+        @transport.event_handler("on_client_disconnected")
+        async def _on_disconnected(_transport, _client):
+            logger.info(f"[{sid}] client disconnected")
+            await session.worker.cancel()
+
+        async def _send_latency(lat: TurnLatency):
+            # Shown under the transcript on the page (RTVI server message).
+            await session.worker.queue_frame(
+                RTVIServerMessageFrame(data={"type": "turn-latency", **lat.as_dict()})
+            )
+
+        session.latency.add_listener(_send_latency)
+        task = asyncio.create_task(self._run(sid, session), name=f"session-{sid}")
+        running = RunningSession(sid, session, task)
+        self.active[sid] = running
+        logger.info(f"[{sid}] session started ({len(self.active)} active)")
+        return running
+
+    async def _run(self, sid: str, session: VoiceSession) -> None:
+        try:
+            runner = WorkerRunner(handle_sigint=False)
+            await runner.add_workers(session.worker)
+            await runner.run()
+        except Exception:
+            logger.exception(f"[{sid}] session failed")
+        finally:
+            self.active.pop(sid, None)
+            logger.info(f"[{sid}] session ended ({len(self.active)} active)")
+
+    async def stop_all(self) -> None:
+        """Cancel every session (server shutdown)."""
+        for running in list(self.active.values()):
+            await running.session.worker.cancel()
+        await asyncio.gather(*(r.task for r in list(self.active.values())), return_exceptions=True)
