@@ -98,10 +98,15 @@ class Supervisor:
         if self._proc and self._proc.poll() is None:
             self._proc.terminate()
 
-    def run(self) -> int:
-        """Supervise until stopped; returns the exit code for the process."""
-        signal.signal(signal.SIGTERM, self.stop)
-        signal.signal(signal.SIGINT, self.stop)
+    def run(self, *, handle_signals: bool = True) -> int:
+        """Supervise until stopped; returns the exit code for the process.
+
+        Args:
+            handle_signals: stop on SIGINT/SIGTERM (only possible in the main thread).
+        """
+        if handle_signals:
+            signal.signal(signal.SIGTERM, self.stop)
+            signal.signal(signal.SIGINT, self.stop)
         backoff = 1.0
         while not self._stopping:
             started = time.monotonic()
@@ -116,7 +121,7 @@ class Supervisor:
                 backoff = 1.0
             self.restarts += 1
             logger.warning(f"[{self.name}] restart #{self.restarts} in {backoff:.0f}s")
-            time.sleep(backoff)
+            time.sleep(min(backoff, self.max_backoff))
             backoff = min(backoff * 2, self.max_backoff)
         logger.info(f"[{self.name}] stopped")
         return 0

