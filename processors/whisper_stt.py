@@ -103,7 +103,7 @@ class SharedWhisper:
             if period and period > 2:
                 # A whole phrase repeated: keep one copy (people rarely say it twice).
                 text = " ".join(text.split()[:period])
-            elif period and not interim:
+            elif (period or too_many_words(text, len(audio) / 16000)) and not interim:
                 # A loop on a word or two hides the real words; the full 30 s window with
                 # temperature fallback is slower but reliable.
                 logger.warning(f"whisper looped ({text[:60]!r}); retrying with full context")
@@ -179,6 +179,11 @@ def repetition_period(text: str) -> int | None:
         if same and words[(n - 1) % period].startswith(words[-1]):  # last word may be cut
             return period
     return None
+
+
+def too_many_words(text: str, seconds: float) -> bool:
+    """More than ~4 words a second is not speech but a decoder loop ("Hello? Hello? ...")."""
+    return len(text.split()) > 4.0 * seconds + 3
 
 
 def clean_transcript(text: str) -> str:

@@ -58,3 +58,20 @@ def llm_backend():
     finally:
         proc.terminate()
         proc.wait(timeout=20)
+
+
+@pytest.fixture(scope="session")
+def lumina_server(llm_backend):
+    """`python -m bots lumina` on a free port, talking to the test LLM server."""
+    port = free_port()
+    env = {**os.environ, "AVATARS_LLM_BACKEND": "embedded"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bots", "lumina", "--port", str(port)], cwd=ROOT, env=env
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_http(f"{base}/api/health", 120, proc)
+        yield base
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)

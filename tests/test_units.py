@@ -13,6 +13,7 @@ from processors.whisper_stt import (
     audio_ctx_for,
     clean_transcript,
     repetition_period,
+    too_many_words,
     trim_leading_silence,
 )
 
@@ -51,6 +52,12 @@ def test_trim_never_cuts_more_than_the_preroll():
 )
 def test_whisper_repetition_loops_are_detected(text: str, period: int | None):
     assert repetition_period(text) == period
+
+
+def test_implausibly_fast_speech_is_a_decoder_loop():
+    loop = "Hello? Can you hear me? Hello? Can you hear me? Hello? Hello? Can you hear me?"
+    assert too_many_words(loop, seconds=2.0)
+    assert not too_many_words("Hello? Can you hear me?", seconds=2.0)
 
 
 def test_non_speech_markers_are_dropped():

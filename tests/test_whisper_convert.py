@@ -8,10 +8,10 @@ from pathlib import Path
 import jiwer
 import numpy as np
 import pytest
-from speech import espeak_say, piper_say
 
 from bots.models import whisper_ggml
 from bots.whisper_ggml import slaney_mel_filters
+from tests.speech import espeak_say, piper_say
 
 PIPER_TEXT = "The quick brown fox jumps over the lazy dog near the river bank."
 ESPEAK_TEXT = "Please schedule a meeting with the design team for next Tuesday afternoon."

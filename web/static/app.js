@@ -33,6 +33,7 @@ let userBubble = null;
 let botBubble = null;
 let lastBotBubble = null;
 let botSpeaking = false;
+let llmRunning = false; // the reply is still being written, even if the bot paused speaking
 // Pipecat sends the same words under an old and a new name (user-transcription and
 // user-input; bot-tts-text and bot-output). We use the new one and fall back to the old one
 // only if the server never sends the new one (older Pipecat, or the observer turned it off).
@@ -129,6 +130,7 @@ function endCall(text, kind) {
   meter = null;
   ui.audio.srcObject = null;
   botSpeaking = false;
+  llmRunning = false;
   closeBubbles();
   setActivity("");
   setTalkButton(false);
@@ -194,7 +196,8 @@ function handleRTVI({ type, data = {} }) {
       ensureUserBubble();
       break;
     case "user-stopped-speaking":
-      setActivity(botSpeaking ? "speaking" : "thinking");
+      // Words were heard, so a reply is coming; a cough gets none.
+      setActivity(botSpeaking ? "speaking" : userBubble?.finalText ? "thinking" : "");
       break;
     case "user-input": // v2.2: transcriptions (interim too), chat, backchannels
       seenUserInput = true;
@@ -204,7 +207,11 @@ function handleRTVI({ type, data = {} }) {
       if (!seenUserInput) showUserText(data.text, data.final);
       break;
     case "bot-llm-started":
+      llmRunning = true;
       if (!botSpeaking) ensureBotBubble();
+      break;
+    case "bot-llm-stopped":
+      llmRunning = false;
       break;
     case "bot-started-speaking":
       botSpeaking = true;
@@ -212,9 +219,10 @@ function handleRTVI({ type, data = {} }) {
       ensureBotBubble();
       break;
     case "bot-stopped-speaking":
+      // Also sent between sentences when the next one is not synthesized yet: the reply
+      // goes on in the same bubble, and the portrait shows it is still thinking.
       botSpeaking = false;
-      ui.portrait.style.setProperty("--level", "0");
-      setActivity("");
+      setActivity(llmRunning ? "thinking" : "");
       break;
     case "bot-output":
       seenBotOutput = true;
@@ -253,6 +261,7 @@ function showUserText(text, final) {
     // Interim results replace each other; shown greyed after the settled words.
     b.interim.textContent = (b.finalText ? " " : "") + text;
   }
+  b.el.classList.remove("pending");
   scrollTranscript();
 }
 
@@ -279,16 +288,16 @@ function showBotOutput(d) {
   }
   seg.dataset.status = d.spoken_status ?? "completed";
   if (heard) {
-    seg.textContent = (b.text.firstChild === seg ? "" : " ") + heard.trim();
-    b.el.classList.remove("thinking");
+    seg.textContent = ` ${heard.trim()}`; // the space between sentences; collapsed at line start
+    b.el.classList.remove("pending");
   }
   scrollTranscript();
 }
 
 function appendBotWords(text) {
   const b = ensureBotBubble();
-  b.text.append(document.createTextNode(text));
-  b.el.classList.remove("thinking");
+  b.text.append(document.createTextNode(` ${text}`));
+  b.el.classList.remove("pending");
   scrollTranscript();
 }
 
@@ -300,7 +309,7 @@ function markInterrupted() {
   const unfinished = [...b.segments.values()].some((s) => s.dataset.status !== "completed");
   if (!botSpeaking && !unfinished) return;
   b.el.classList.add("interrupted");
-  b.el.classList.remove("thinking");
+  b.el.classList.remove("pending");
   if (!b.el.querySelector(".tag")) {
     const tag = document.createElement("span");
     tag.className = "tag";
@@ -346,7 +355,6 @@ function ensureBotBubble() {
   if (!botBubble) {
     userBubble = closeBubble(userBubble);
     botBubble = newBubble("bot", avatar.name);
-    botBubble.el.classList.add("thinking"); // dots until the first word is heard
     lastBotBubble = botBubble;
   }
   return botBubble;
@@ -355,7 +363,7 @@ function ensureBotBubble() {
 function newBubble(who, label) {
   ui.empty.hidden = true;
   const el = document.createElement("li");
-  el.className = `msg ${who}`;
+  el.className = `msg ${who} pending`; // dots until the first word arrives
   el.innerHTML = `<span class="who"></span><div class="bubble"><span class="text"><span class="final"></span><span class="interim"></span></span></div>`;
   el.querySelector(".who").textContent = label;
   ui.transcript.append(el);
@@ -375,7 +383,7 @@ function newBubble(who, label) {
 function closeBubble(b) {
   if (!b) return null;
   b.interim.textContent = "";
-  b.el.classList.remove("thinking");
+  b.el.classList.remove("pending");
   if (!b.text.textContent.trim() && !b.el.querySelector(".latency")) {
     b.el.remove();
     if (b === lastBotBubble) lastBotBubble = null;

@@ -1,0 +1,119 @@
+"""The talk page works offline: it loads nothing from outside the server, and nothing missing."""
+
+from __future__ import annotations
+
+import re
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+
+STATIC = Path(__file__).resolve().parents[1] / "web" / "static"
+PAGE_FILES = ["index.html", "app.js", "call.js", "style.css"]
+
+# Anything that would make the browser reach past this server: absolute or
+# protocol-relative URLs, and CSS/JS imports of them.
+EXTERNAL = re.compile(r"""(https?:)?//[\w.-]+\.[a-z]{2,}|https?://|//cdn""", re.IGNORECASE)
+
+
+class _Refs(HTMLParser):
+    """Collects every src/href the page loads."""
+
+    def __init__(self):
+        super().__init__()
+        self.refs: list[str] = []
+
+    def handle_starttag(self, tag, attrs):
+        for name, value in attrs:
+            if name in ("src", "href") and value:
+                self.refs.append(value)
+
+
+def html_refs() -> list[str]:
+    parser = _Refs()
+    parser.feed((STATIC / "index.html").read_text())
+    return parser.refs
+
+
+def js_imports(path: Path) -> list[str]:
+    text = path.read_text()
+    static = re.findall(r"""^\s*import\s[^;]*?from\s+["']([^"']+)["']""", text, re.MULTILINE)
+    dynamic = re.findall(r"""import\(\s*["']([^"']+)["']\s*\)""", text)
+    return static + dynamic
+
+
+def css_urls(path: Path) -> list[str]:
+    text = path.read_text()
+    urls = re.findall(r"""url\(\s*["']?([^"')]+)["']?\s*\)""", text)
+    return urls + re.findall(r"""@import\s+["']([^"']+)["']""", text)
+
+
+def resolve(ref: str, relative_to: Path) -> Path | None:
+    """The file in web/static that a reference points to (None for data: URIs)."""
+    if ref.startswith("data:"):
+        return None
+    ref = ref.split("#")[0].split("?")[0]
+    if ref.startswith("/static/"):
+        return STATIC / ref.removeprefix("/static/")
+    if ref.startswith("/"):
+        raise AssertionError(f"{ref!r} is outside /static/, which is all the app serves")
+    return (relative_to.parent / ref).resolve()
+
+
+def test_page_files_exist():
+    for name in PAGE_FILES:
+        assert (STATIC / name).is_file(), name
+
+
+@pytest.mark.parametrize("name", PAGE_FILES)
+def test_no_external_urls(name):
+    text = (STATIC / name).read_text()
+    found = [m.group(0) for m in EXTERNAL.finditer(text)]
+    assert not found, f"{name} references outside URLs (the page must work offline): {found}"
+
+
+def test_html_references_only_existing_static_files():
+    refs = html_refs()
+    assert "/static/app.js" in refs and "/static/style.css" in refs
+    for ref in refs:
+        target = resolve(ref, STATIC / "index.html")
+        assert target is None or target.is_file(), f"index.html references missing {ref!r}"
+
+
+def test_modules_and_css_reference_only_existing_files():
+    for js in STATIC.glob("*.js"):
+        for ref in js_imports(js):
+            assert ref.startswith(("./", "../", "/static/")), f"{js.name}: bare import {ref!r}"
+            target = resolve(ref, js)
+            assert target is not None and target.is_file(), f"{js.name} imports missing {ref!r}"
+    for css in STATIC.glob("*.css"):
+        for ref in css_urls(css):
+            target = resolve(ref, css)
+            assert target is None or target.is_file(), f"{css.name} references missing {ref!r}"
+
+
+def test_every_static_module_is_reachable_from_the_page():
+    """No stray scripts: each .js file is loaded by the page or imported by a loaded one."""
+    seen: set[Path] = set()
+    todo = [resolve(r, STATIC / "index.html") for r in html_refs() if r.endswith(".js")]
+    while todo:
+        path = todo.pop()
+        if path in seen:
+            continue
+        seen.add(path)
+        todo.extend(resolve(r, path) for r in js_imports(path))
+    assert {p.name for p in seen} == {p.name for p in STATIC.glob("*.js")}
+
+
+def test_app_serves_the_page():
+    from fastapi.testclient import TestClient
+
+    from web.app import create_app
+
+    # No lifespan (no `with`): model warm-up is not needed to serve static files.
+    client = TestClient(create_app(["lumina"]))
+    page = client.get("/")
+    assert page.status_code == 200 and "text/html" in page.headers["content-type"]
+    for ref in html_refs():
+        if ref.startswith("/static/"):
+            assert client.get(ref).status_code == 200, ref
