@@ -141,11 +141,13 @@ def create_app(avatars: list[str] | None = None, *, greet: bool = True) -> FastA
     @app.post("/api/offer")
     async def offer(body: OfferBody, avatar: str | None = Query(None)):
         avatar_id = pick_avatar(avatar or (body.request_data or {}).get("avatar"))
-        if body.pc_id is None:  # a new connection: check that a session can start
-            config, backend = await prepare(avatar_id)
+        # A new connection (no pc_id): check that a session can start before answering, so a
+        # missing LLM is a readable 503 rather than a call that connects and stays silent.
+        prepared = await prepare(avatar_id) if body.pc_id is None else None
 
         async def on_connection(connection):
-            await sessions.start(config, backend, webrtc_transport(connection))
+            if prepared:  # only new connections reach here
+                await sessions.start(*prepared, webrtc_transport(connection))
 
         request = SmallWebRTCRequest(
             sdp=body.sdp,

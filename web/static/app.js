@@ -62,6 +62,9 @@ async function init() {
   }
   ui.talk.disabled = false;
   ui.talk.addEventListener("click", () => (call ? hangUp() : talk()));
+  // Closing the tab mid-call: close the peer connection so the server ends the session now,
+  // instead of noticing the silence ~30 s later.
+  addEventListener("pagehide", () => call?.hangUp());
   checkHealth();
 }
 
@@ -223,6 +226,7 @@ function handleRTVI({ type, data = {} }) {
       // goes on in the same bubble, and the portrait shows it is still thinking.
       botSpeaking = false;
       setActivity(llmRunning ? "thinking" : "");
+      dropUnspokenSegments();
       break;
     case "bot-output":
       seenBotOutput = true;
@@ -302,12 +306,13 @@ function appendBotWords(text) {
 }
 
 function markInterrupted() {
-  // Pipecat interrupts at every user turn start, even when the bot is silent; only a reply
-  // that was still playing, or has unheard segments, was actually cut off.
+  // Pipecat interrupts at every user turn start, even when the bot is silent. A reply was
+  // cut off only if a sentence of it was still unheard, or the LLM was still writing it
+  // (the next sentence will never come, even if the bot was between two sentences).
   const b = lastBotBubble;
   if (!b) return;
   const unfinished = [...b.segments.values()].some((s) => s.dataset.status !== "completed");
-  if (!botSpeaking && !unfinished) return;
+  if (!unfinished && !llmRunning) return;
   b.el.classList.add("interrupted");
   b.el.classList.remove("pending");
   if (!b.el.querySelector(".tag")) {
@@ -315,6 +320,19 @@ function markInterrupted() {
     tag.className = "tag";
     tag.textContent = "interrupted";
     b.el.querySelector(".bubble").append(tag);
+  }
+}
+
+/** A sentence announced ("new") but never spoken when the bot goes quiet will not be: a
+ * reply the LLM finished writing after an interruption. Forget it, so it is not shown and
+ * does not make the next interruption look like it cut this reply. */
+function dropUnspokenSegments() {
+  const b = lastBotBubble;
+  for (const [key, seg] of b ? b.segments : []) {
+    if (seg.dataset.status === "new" && !seg.textContent.trim()) {
+      seg.remove();
+      b.segments.delete(key);
+    }
   }
 }
 
@@ -346,7 +364,10 @@ function showMetrics(m) {
 function ensureUserBubble() {
   if (!userBubble) {
     botBubble = closeBubble(botBubble);
-    userBubble = newBubble("user", "You");
+    // If the bot's answer to the last thing the person said was dropped before a word of it
+    // was heard (they went on talking), this is the same utterance: keep one bubble.
+    const previous = ui.transcript.lastElementChild;
+    userBubble = previous?.bubble?.who === "user" ? previous.bubble : newBubble("user", "You");
   }
   return userBubble;
 }
@@ -368,15 +389,16 @@ function newBubble(who, label) {
   el.querySelector(".who").textContent = label;
   ui.transcript.append(el);
   scrollTranscript(true);
-  const text = el.querySelector(".text");
-  return {
+  el.bubble = {
+    who,
     el,
-    text,
+    text: el.querySelector(".text"),
     final: el.querySelector(".final"),
     interim: el.querySelector(".interim"),
     finalText: "",
     segments: new Map(),
   };
+  return el.bubble;
 }
 
 /** Close a bubble; one that never got any words (a cough, an empty reply) is removed. */

@@ -1,0 +1,56 @@
+"""The web API's answers when things are wrong: readable, actionable, nothing started."""
+
+from __future__ import annotations
+
+import pytest
+from fastapi.testclient import TestClient
+
+from bots.settings import get_settings
+from web.app import create_app
+
+
+@pytest.fixture(scope="module")
+def client():
+    """The app, with both LLM backends pointed at a closed port."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("AVATARS_LLM_PORT", "9")
+        mp.setenv("OLLAMA_HOST", "http://127.0.0.1:9")
+        mp.setenv("AVATARS_LLM_BACKEND", "auto")
+        get_settings.cache_clear()
+        with TestClient(create_app(["lumina"])) as c:
+            yield c
+    get_settings.cache_clear()
+
+
+def test_page_and_avatars_are_served(client):
+    assert "<html" in client.get("/").text.lower()
+    avatars = client.get("/api/avatars").json()
+    assert [a["id"] for a in avatars] == ["lumina"] and avatars[0]["name"] == "Lumina"
+
+
+def test_health_says_what_to_do_when_no_llm_runs(client):
+    health = client.get("/api/health").json()
+    assert health["ok"] is False
+    assert "make llm" in health["llm"]["fix"] and "ollama serve" in health["llm"]["fix"]
+
+
+def test_offer_without_an_llm_is_a_503_that_says_how_to_fix_it(client):
+    resp = client.post("/api/offer", json={"sdp": "v=0", "type": "offer"})
+    assert resp.status_code == 503
+    assert "make llm" in resp.json()["detail"]
+    assert not client.app.state.sessions.active
+
+
+@pytest.mark.parametrize(
+    "body",
+    [{}, {"sdp": "", "type": "offer"}, {"sdp": "v=0", "type": "bogus"}, {"type": "offer"}],
+)
+def test_malformed_offers_are_rejected_with_the_field_named(client, body):
+    resp = client.post("/api/offer", json=body)
+    assert resp.status_code == 422
+    assert resp.json()["detail"][0]["loc"][-1] in {"sdp", "type"}
+
+
+def test_unknown_avatar_is_a_404(client):
+    resp = client.post("/api/offer?avatar=nobody", json={"sdp": "v=0", "type": "offer"})
+    assert resp.status_code == 404 and "nobody" in resp.json()["detail"]
