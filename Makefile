@@ -34,11 +34,15 @@ $(PY):
 models: install  ## Locate packaged models; convert Whisper to ggml once (checksummed cache).
 	$(PY) -m bots.models
 
-# Test-only system tools: espeak-ng speaks test utterances, sox measures audio.
+# Test-only system tools: espeak-ng speaks test utterances, sox measures audio, chromium runs
+# the page tests (driven by Playwright; Playwright's own browser download is never used).
+SYSTEM_PKGS := espeak-ng sox chromium
 system: $(STAMP)/system
 $(STAMP)/system:
-	@if ! command -v espeak-ng >/dev/null; then \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq espeak-ng sox; fi
+	@missing=""; for p in $(SYSTEM_PKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; fi
 	@mkdir -p $(STAMP) && touch $@
 
 llm: install models  ## Only the embedded llama.cpp server (OpenAI API on 127.0.0.1:8089).

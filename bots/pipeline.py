@@ -161,7 +161,9 @@ def build_session(
     logger.info(f"[{session_id}] avatar {avatar.id}: LLM {backend.describe()}")
 
     stt = WhisperCppSTTService(
-        model=whisper_ggml(settings.whisper_model), n_threads=settings.stt_threads
+        model=whisper_ggml(settings.whisper_model),
+        n_threads=settings.stt_threads,
+        interim_interval_secs=settings.stt_interim_secs,
     )
     context = LLMContext()
     user_aggregator, assistant_aggregator = LLMContextAggregatorPair(

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import time
 
+import httpx
 from loguru import logger
 
 from bots.config import AvatarConfig
+from bots.llm_backend import LLMUnavailableError, resolve_backend
 from bots.models import piper_voice, whisper_ggml
 from bots.settings import get_settings
 from processors.piper_tts import shared_voice, synthesis_config
@@ -27,3 +29,29 @@ def warm_up_models(avatars: list[AvatarConfig]) -> None:
         for _ in voice.synthesize("Hello.", syn_config=synthesis_config(avatar.voice)):
             pass
     logger.info(f"models warm in {time.perf_counter() - started:.1f}s")
+    warm_llm(avatars)
+
+
+def warm_llm(avatars: list[AvatarConfig]) -> None:
+    """Ask the LLM for one token with each avatar's system prompt (best effort).
+
+    The first request to a fresh llama.cpp server pays for paging the model in and for
+    evaluating the system prompt; the prompt cache then starts the first real turn warm.
+    """
+    for avatar in avatars:
+        try:
+            backend = resolve_backend(avatar.llm.ollama_model)
+            httpx.post(
+                f"{backend.base_url}/chat/completions",
+                json={
+                    "model": backend.model,
+                    "messages": [
+                        {"role": "system", "content": avatar.system_prompt()},
+                        {"role": "user", "content": "Hi"},
+                    ],
+                    "max_tokens": 1,
+                },
+                timeout=60,
+            )
+        except (LLMUnavailableError, httpx.HTTPError) as e:
+            logger.info(f"LLM not warmed for {avatar.id}: {e}")

@@ -211,7 +211,7 @@ class WhisperCppSTTService(SegmentedSTTService):
         *,
         model: str,
         n_threads: int = 2,
-        interim_interval_secs: float = 0.8,
+        interim_interval_secs: float = 0.0,
         ttfs_p99_latency: float = 0.6,
         **kwargs,
     ):

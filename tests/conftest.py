@@ -54,6 +54,10 @@ def llm_backend():
     )
     try:
         wait_http(f"{settings.embedded_llm_url}/models", 120, proc)
+        from bots.config import load_avatar
+        from bots.warmup import warm_llm
+
+        warm_llm([load_avatar("lumina")])  # as the product does at start-up
         yield LLMBackend("embedded", settings.embedded_llm_url, "local")
     finally:
         proc.terminate()

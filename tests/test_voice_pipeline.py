@@ -111,7 +111,7 @@ async def test_spoken_question_is_transcribed_and_answered_out_loud(lumina: Runn
     spoke_at = lumina.transport.mic.speech_ended_at
 
     voiced = await wait_for(
-        lambda: lumina.transport.voiced(since=spoke_at), 10, "the bot to answer out loud"
+        lambda: lumina.transport.voiced(since=spoke_at), 15, "the bot to answer out loud"
     )
     first_audio_after = voiced[0].at - spoke_at
     await wait_for(lambda: lumina.turns("assistant"), 30, "the bot to finish its answer")
@@ -168,6 +168,10 @@ async def test_talking_over_the_bot_stops_its_audio_and_keeps_only_what_was_hear
     assert heard_words >= 1
     # What the person said over the bot is transcribed (maybe as two turns, split at the
     # pause after "please") and answered afterwards.
+    expected = "wait stop please i want to ask you something else"
+
+    def said() -> str:
+        return " ".join(t.text for t in lumina.turns("user")[1:])
+
+    await wait_for(lambda: wer(expected, said()) < 0.5, 20, f"{expected!r} to be transcribed")
     await wait_for(lambda: len(lumina.turns("assistant")) >= 2, 20, "an answer to the new question")
-    said = " ".join(t.text for t in lumina.turns("user")[1:])
-    assert wer("wait stop please i want to ask you something else", said) < 0.5, said

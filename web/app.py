@@ -141,13 +141,14 @@ def create_app(avatars: list[str] | None = None, *, greet: bool = True) -> FastA
     @app.post("/api/offer")
     async def offer(body: OfferBody, avatar: str | None = Query(None)):
         avatar_id = pick_avatar(avatar or (body.request_data or {}).get("avatar"))
-        # A new connection (no pc_id): check that a session can start before answering, so a
-        # missing LLM is a readable 503 rather than a call that connects and stays silent.
-        prepared = await prepare(avatar_id) if body.pc_id is None else None
+        # Check that a session can start before answering, so a missing LLM is a readable 503
+        # rather than a call that connects and stays silent. (Cheap: a file and a probe.)
+        prepared = await prepare(avatar_id)
 
         async def on_connection(connection):
-            if prepared:  # only new connections reach here
-                await sessions.start(*prepared, webrtc_transport(connection))
+            # Called for new peer connections only (also for a stale pc_id, e.g. after a
+            # server restart); renegotiations of a live one reuse its session.
+            await sessions.start(*prepared, webrtc_transport(connection))
 
         request = SmallWebRTCRequest(
             sdp=body.sdp,

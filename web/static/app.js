@@ -4,7 +4,7 @@ import { Call, CallError, describeDetail } from "./call.js";
 
 const $ = (id) => document.getElementById(id);
 const ui = {
-  page: document.body,
+  root: document.documentElement,
   portrait: $("portrait"),
   initials: $("initials"),
   name: $("avatar-name"),
@@ -75,7 +75,8 @@ function showAvatar(a, all) {
   ui.initials.textContent = initialsOf(a.name);
   ui.portrait.setAttribute("aria-label", `${a.name}'s portrait`);
   // Same avatar, same colours, on every visit.
-  ui.page.style.setProperty("--hue", String(hashHue(a.id)));
+  // On the root element: the colours derived from --hue are defined there.
+  ui.root.style.setProperty("--hue", String(hashHue(a.id)));
   ui.empty.textContent = `Press Talk and say hello. ${a.name} answers out loud, and the conversation appears here.`;
   for (const other of all.filter((o) => o.id !== a.id)) {
     const link = document.createElement("a");
@@ -132,9 +133,12 @@ function endCall(text, kind) {
   meter?.stop();
   meter = null;
   ui.audio.srcObject = null;
+  markInterrupted(); // hanging up on a reply cuts it off too
   botSpeaking = false;
   llmRunning = false;
   closeBubbles();
+  lastBotBubble = null;
+  if (ui.transcript.querySelector(".msg")) addNote(`Call ended · ${timeNow()}`);
   setActivity("");
   setTalkButton(false);
   setStatus(text, kind);
@@ -163,6 +167,7 @@ function levelMeter(stream, onLevel) {
   const analyser = ctx.createAnalyser();
   analyser.fftSize = 512;
   ctx.createMediaStreamSource(stream).connect(analyser); // not to ctx.destination: no echo
+  ctx.resume(); // created after the Talk click, so allowed; Safari still starts it suspended
   const samples = new Float32Array(analyser.fftSize);
   let smooth = 0;
   let raf = 0;
@@ -413,6 +418,18 @@ function closeBubble(b) {
   return null;
 }
 
+/** A quiet line across the transcript, e.g. between two calls. */
+function addNote(text) {
+  if (ui.transcript.lastElementChild?.classList.contains("note")) return;
+  const li = document.createElement("li");
+  li.className = "note";
+  li.textContent = text;
+  ui.transcript.append(li);
+  scrollTranscript(true);
+}
+
+const timeNow = () => new Date().toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+
 function closeBubbles() {
   userBubble = closeBubble(userBubble);
   botBubble = closeBubble(botBubble);
@@ -428,7 +445,7 @@ function scrollTranscript(force = false) {
 // ---------- small UI helpers ----------
 
 function setStatus(text, kind = "") {
-  ui.status.textContent = text;
+  ui.status.replaceChildren(...withCode(text));
   ui.status.dataset.kind = kind;
 }
 
@@ -440,23 +457,25 @@ function setActivity(what) {
 
 function setTalkButton(inCall) {
   ui.talk.classList.toggle("hangup", inCall);
-  ui.talk.setAttribute("aria-pressed", String(inCall));
   ui.talkLabel.textContent = inCall ? "Hang up" : "Talk";
   if (!inCall) showConnection("disconnected");
 }
 
 function showBanner(text) {
-  // The server's fixes quote commands in backticks ("run `make llm`"): show them as code.
-  const p = ui.banner.querySelector(".banner-text");
-  p.replaceChildren(
-    ...text.split("`").map((part, i) => {
+  ui.banner.querySelector(".banner-text").replaceChildren(...withCode(text));
+  ui.banner.hidden = false;
+}
+
+/** The server's messages quote commands in backticks ("run `make llm`"): show them as code. */
+function withCode(text) {
+  return String(text)
+    .split("`")
+    .map((part, i) => {
       if (i % 2 === 0) return document.createTextNode(part);
       const code = document.createElement("code");
       code.textContent = part;
       return code;
-    }),
-  );
-  ui.banner.hidden = false;
+    });
 }
 
 function addDetail(key, value) {
@@ -481,10 +500,13 @@ function initialsOf(name) {
   return letters.toUpperCase();
 }
 
+// Hues that keep white text readable on the gradients (no yellows or light greens).
+const HUES = [222, 250, 272, 295, 320, 345, 8, 190];
+
 function hashHue(s) {
   let h = 0;
   for (const c of s) h = (h * 31 + c.codePointAt(0)) >>> 0;
-  return h % 360;
+  return HUES[h % HUES.length];
 }
 
 async function getJSON(url) {
