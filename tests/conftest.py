@@ -41,6 +41,18 @@ def wait_http(url: str, timeout: float, proc: subprocess.Popen | None = None) ->
     raise TimeoutError(f"{url} not ready after {timeout}s")
 
 
+async def wait_for(cond, timeout: float, what: str):
+    """Poll ``cond`` until it returns something truthy; fail naming ``what`` on timeout."""
+    import asyncio
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if value := cond():
+            return value
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
 @pytest.fixture(scope="session")
 def llm_backend():
     """The embedded llama.cpp server (python -m bots.llm_server), as an LLMBackend."""

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
 
 import jiwer
 import pytest
@@ -24,8 +23,9 @@ from pipecat.workers.runner import WorkerRunner
 
 from bots.config import load_avatar
 from bots.pipeline import VoiceSession, build_session
+from tests.conftest import wait_for
 from tests.harness import ScriptedTransport
-from tests.speech import espeak_say, piper_say
+from tests.speech import piper_say
 
 pytestmark = pytest.mark.slow
 
@@ -42,15 +42,6 @@ _norm = jiwer.Compose(
 
 def wer(ref: str, hyp: str) -> float:
     return jiwer.wer(ref, hyp, reference_transform=_norm, hypothesis_transform=_norm)
-
-
-async def wait_for(cond: Callable[[], object], timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if value := cond():
-            return value
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 class WorkLog(BaseObserver):
@@ -139,7 +130,7 @@ async def test_talking_over_the_bot_stops_its_audio_and_keeps_only_what_was_hear
         15,
         "the bot to be well into its story",
     )
-    interruption = espeak_say("Wait, stop please. I want to ask you something else.", wpm=160)
+    interruption = piper_say("Hold on a moment. I want to ask you something else.")
     barge = asyncio.create_task(transport.mic.say(interruption))
     await wait_for(lambda: transport.mic.speech_started_at and not barge.done(), 2, "barge-in")
     started = time.time()
@@ -168,10 +159,12 @@ async def test_talking_over_the_bot_stops_its_audio_and_keeps_only_what_was_hear
     assert heard_words >= 1
     # What the person said over the bot is transcribed (maybe as two turns, split at the
     # pause after "please") and answered afterwards.
-    expected = "wait stop please i want to ask you something else"
+    expected = "hold on a moment i want to ask you something else"
 
     def said() -> str:
         return " ".join(t.text for t in lumina.turns("user")[1:])
 
     await wait_for(lambda: wer(expected, said()) < 0.5, 20, f"{expected!r} to be transcribed")
-    await wait_for(lambda: len(lumina.turns("assistant")) >= 2, 20, "an answer to the new question")
+    await wait_for(
+        lambda: transport.voiced(since=ended + 0.3), 20, "a spoken answer to the new question"
+    )

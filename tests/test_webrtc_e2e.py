@@ -9,18 +9,10 @@ import httpx
 import pytest
 
 from bench.webrtc_client import call_bot
+from tests.conftest import wait_for
 from tests.speech import piper_say
 
 pytestmark = pytest.mark.slow
-
-
-async def wait_for(cond, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if value := cond():
-            return value
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 async def test_browser_style_call_greets_then_answers_a_spoken_question(lumina_server):
