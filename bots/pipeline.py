@@ -7,7 +7,8 @@ The graph, top to bottom, is the one in DESIGN.md::
     user_aggregator          Silero VAD + smart-turn decide turns; appends the user turn
     memory                   long-term memory retrieval (a pass-through slot for now)
     llm                      Ollama or the embedded llama.cpp server, streaming
-    tts                      Piper, per sentence as tokens arrive
+    speech_chunks            first clause of each reply early, then whole sentences
+    tts                      Piper, per chunk as tokens arrive
     transport.output()       audio back to the person
     assistant_aggregator     records what was actually spoken
 
@@ -35,6 +36,7 @@ from pipecat.processors.aggregators.llm_response_universal import (
     LLMContextAggregatorPair,
     LLMUserAggregatorParams,
 )
+from pipecat.processors.aggregators.llm_text_processor import LLMTextProcessor
 from pipecat.services.openai.llm import OpenAILLMService
 from pipecat.transports.base_transport import BaseTransport
 from pipecat.turns.empty_user_turn import EmptyUserTurnConfig
@@ -49,6 +51,7 @@ from bots.llm_backend import LLMBackend, resolve_backend
 from bots.models import whisper_ggml
 from bots.settings import get_settings
 from processors.barge_in import GuardedUserTurnStartStrategy
+from processors.first_clause import FirstClauseTextAggregator
 from processors.memory_retrieval import NoMemoryRetrieval
 from processors.piper_tts import LocalPiperTTSService
 from processors.turn_latency import TurnLatencyObserver
@@ -171,6 +174,7 @@ def build_session(
     )
     memory = NoMemoryRetrieval()
     llm = build_llm(avatar, backend)
+    speech_chunks = LLMTextProcessor(text_aggregator=FirstClauseTextAggregator())
     tts = LocalPiperTTSService(voice=avatar.voice)
 
     pipeline = Pipeline(
@@ -180,6 +184,7 @@ def build_session(
             user_aggregator,
             memory,
             llm,
+            speech_chunks,
             tts,
             transport.output(),
             assistant_aggregator,
