@@ -34,6 +34,12 @@ async def test_a_long_opening_without_punctuation_is_cut_at_max_words():
     assert got[1] == "been Paris for a very long time indeed."
 
 
+async def test_the_cut_never_lands_on_a_function_word():
+    reply = "There was a time when a dragon lived in the mountains far away."
+    got = await chunks(FirstClauseTextAggregator(max_words=6), tokens(reply))
+    assert got[0] == "There was a time when a dragon"
+
+
 async def test_a_short_first_sentence_is_spoken_whole():
     got = await chunks(FirstClauseTextAggregator(), tokens("Hi there! How are you, my friend?"))
     assert got == ["Hi there!", "How are you, my friend?"]
