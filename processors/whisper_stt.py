@@ -17,7 +17,7 @@ Why it is fast on a CPU:
   event loop and waste memory). whisper.cpp's context is not re-entrant, so calls are
   serialized by a lock; on 2 cores a second concurrent inference would only steal cycles.
 * Inference runs in a worker thread (``asyncio.to_thread``), never on the event loop.
-* Leading silence is trimmed. The segmenter keeps up to 1 s of audio from before the VAD
+* Leading silence is trimmed. The segmenter keeps up to 2 s of audio from before the VAD
   fired; with a sized ``audio_ctx`` that silence sends tiny.en into repetition loops ("What
   is the capital? What is the capital? ..." in 4 of 15 clips; 0 of 15 once trimmed).
 * Interim passes run only if the model is free at that moment. They are never aborted:
@@ -54,6 +54,8 @@ _CTX_PER_SECOND = 50
 _MAX_AUDIO_CTX = 1500
 # Below ~4 s of context tiny.en starts to drop words; this floor was measured (bench/).
 _MIN_AUDIO_CTX = 256
+# Audio kept from before the VAD reports speech (see WhisperCppSTTService.setup).
+_PREROLL_SECS = 2.0
 # Whisper's "non-speech" outputs on silence or noise.
 _NON_SPEECH = {"", "[blank_audio]", "[silence]", "(silence)", "[music]", "[noise]", "you"}
 
@@ -144,13 +146,13 @@ def shared_whisper(model: str, n_threads: int = 2) -> SharedWhisper:
 
 
 def trim_leading_silence(
-    audio: np.ndarray, keep_secs: float = 0.25, max_trim_secs: float = 0.8
+    audio: np.ndarray, keep_secs: float = 0.25, max_trim_secs: float = 1.8
 ) -> np.ndarray:
     """Drop silence before speech onset, keeping ``keep_secs`` of lead-in.
 
     Onset is the first 20 ms frame clearly above the clip's own noise floor, so the
     threshold adapts to a quiet room or a noisy one. At most ``max_trim_secs`` is cut: the
-    pre-roll the segmenter adds is ~1 s, of which the last ~0.2 s is already speech.
+    pre-roll the segmenter adds is ~2 s, of which the last ~0.2 s is already speech.
     """
     frame = 320
     n = len(audio) // frame
@@ -224,6 +226,17 @@ class WhisperCppSTTService(SegmentedSTTService):
         self._interim_interval = interim_interval_secs
         self._interim_task: asyncio.Task | None = None
         self._speech_started_at = 0.0
+
+    async def setup(self, setup):
+        """Keep 2 s of audio from before speech starts (Pipecat keeps 1 s).
+
+        The VAD's start event reaches this service upstream from the user aggregator; when
+        the event loop is busy it can arrive late, and with only 1 s kept the first words
+        were lost ("What is the capital..." -> "the capital..."). Leading silence is trimmed
+        before transcription, so the longer pre-roll costs nothing.
+        """
+        await super().setup(setup)
+        self._audio_buffer_size_1s = int(self.sample_rate * 2 * _PREROLL_SECS)
 
     @property
     def wants_wav_segments(self) -> bool:
