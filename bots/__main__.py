@@ -50,7 +50,7 @@ def serve_page(args: argparse.Namespace) -> None:
 
 async def run_single(args: argparse.Namespace) -> None:
     """Run one session on a local or Daily transport until it ends."""
-    from bots.warmup import warm_up_models
+    from bots.warmup import warm_llm, warm_up_models
     from web.sessions import SessionManager
 
     avatar = load_avatar(args.avatar)
@@ -63,6 +63,7 @@ async def run_single(args: argparse.Namespace) -> None:
 
         transport = daily_transport(args.room_url or "", args.token, avatar.name)
     await asyncio.to_thread(warm_up_models, [avatar])
+    await asyncio.to_thread(warm_llm, [avatar])
     manager = SessionManager(greet=not args.no_greeting)
     config, backend = await manager.prepare(args.avatar)
     running = await manager.start(config, backend, transport)

@@ -12,6 +12,7 @@ earlier turns) with the previous one, so only the new tokens are evaluated.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from bots.models import ModelMissingError, smollm2_gguf
@@ -57,7 +58,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     cmd = server_command(model, args.host, args.port, args.threads, args.n_ctx)
     ready = f"http://{args.host}:{args.port}/v1/models"
-    return Supervisor("llm", cmd, ready).run()
+    # llama-cpp-python's settings read HOST/PORT from the environment over its flags, and
+    # process managers (honcho, foreman) export PORT: keep them away from the child.
+    env = {k: v for k, v in os.environ.items() if k not in ("PORT", "HOST")}
+    return Supervisor("llm", cmd, ready, env=env).run()
 
 
 if __name__ == "__main__":

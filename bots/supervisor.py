@@ -48,6 +48,7 @@ class Supervisor:
     ready_timeout: float = 120.0
     max_backoff: float = 30.0
     stable_after: float = 60.0
+    env: dict[str, str] | None = None
     restarts: int = 0
     _proc: subprocess.Popen | None = field(default=None, repr=False)
     _stopping: bool = False
@@ -55,7 +56,7 @@ class Supervisor:
     def start_child(self) -> bool:
         """Start the child and wait until it is ready; False if it died or timed out."""
         logger.info(f"[{self.name}] starting: {' '.join(self.cmd)}")
-        self._proc = subprocess.Popen(list(self.cmd))
+        self._proc = subprocess.Popen(list(self.cmd), env=self.env)
         deadline = time.monotonic() + self.ready_timeout
         while time.monotonic() < deadline and not self._stopping:
             if self._proc.poll() is not None:

@@ -29,18 +29,30 @@ def warm_up_models(avatars: list[AvatarConfig]) -> None:
         for _ in voice.synthesize("Hello.", syn_config=synthesis_config(avatar.voice)):
             pass
     logger.info(f"models warm in {time.perf_counter() - started:.1f}s")
-    warm_llm(avatars)
 
 
-def warm_llm(avatars: list[AvatarConfig]) -> None:
+def warm_llm(avatars: list[AvatarConfig], wait_secs: float = 0.0) -> None:
     """Ask the LLM for one token with each avatar's system prompt (best effort).
 
     The first request to a fresh llama.cpp server pays for paging the model in and for
     evaluating the system prompt; the prompt cache then starts the first real turn warm.
+
+    Args:
+        avatars: whose system prompts to send.
+        wait_secs: how long to wait for an LLM server that is still starting (``make run``
+            starts the room and the LLM server side by side).
     """
+    deadline = time.monotonic() + wait_secs
     for avatar in avatars:
         try:
-            backend = resolve_backend(avatar.llm.ollama_model)
+            while True:
+                try:
+                    backend = resolve_backend(avatar.llm.ollama_model)
+                    break
+                except LLMUnavailableError:
+                    if time.monotonic() > deadline:
+                        raise
+                    time.sleep(1.0)
             httpx.post(
                 f"{backend.base_url}/chat/completions",
                 json={

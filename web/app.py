@@ -31,7 +31,7 @@ from pydantic import BaseModel, Field
 from bots.config import AvatarConfigError, list_avatars, load_avatar
 from bots.llm_backend import LLMUnavailableError, llm_health
 from bots.models import ModelMissingError
-from bots.warmup import warm_up_models
+from bots.warmup import warm_llm, warm_up_models
 from transports.webrtc import webrtc_transport
 from transports.websocket import websocket_transport
 from web.sessions import SessionManager
@@ -80,11 +80,15 @@ def create_app(avatars: list[str] | None = None, *, greet: bool = True) -> FastA
     @asynccontextmanager
     async def lifespan(_app: FastAPI):
         # Load and warm every model before the first person connects, off the event loop.
-        await asyncio.to_thread(warm_up_models, [load_avatar(a) for a in offered])
+        avatars = [load_avatar(a) for a in offered]
+        await asyncio.to_thread(warm_up_models, avatars)
         health = await asyncio.to_thread(llm_health)
         if not health["ok"]:
             logger.warning(health["fix"])
+        # The LLM server may still be starting (make run starts both): warm it when it is up.
+        warm = asyncio.create_task(asyncio.to_thread(warm_llm, avatars, 120.0))
         yield
+        warm.cancel()
         await sessions.stop_all()
         await webrtc.close()
 
