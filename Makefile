@@ -51,6 +51,10 @@ llm: install models  ## Only the embedded llama.cpp server (OpenAI API on 127.0.
 room: install models  ## Only the web room (all avatars) on http://127.0.0.1:7860/.
 	$(PY) -m web
 
+bench: install models system  ## Latency benchmark, ours vs a stock Pipecat bot (see README).
+	$(PIP) install -e ".[dev,bench]"
+	$(PY) -m bench.latency
+
 lint:
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
 
