@@ -45,6 +45,7 @@ from pipecat.frames.frames import (
     VADUserStoppedSpeakingFrame,
 )
 from pipecat.processors.frame_processor import FrameDirection
+from pipecat.services.settings import STTSettings
 from pipecat.services.stt_service import SegmentedSTTService
 from pipecat.transcriptions.language import Language
 from pipecat.utils.time import time_now_iso8601
@@ -220,6 +221,7 @@ class WhisperCppSTTService(SegmentedSTTService):
         super().__init__(
             ttfs_p99_latency=ttfs_p99_latency,
             trailing_silence_secs=0.2,
+            settings=STTSettings(model=model, language=Language.EN),
             **kwargs,
         )
         self._whisper = shared_whisper(model, n_threads)

@@ -28,7 +28,7 @@ async def test_browser_style_call_greets_then_answers_a_spoken_question(lumina_s
             lambda: not call.voiced(since=time.time() - 1.0) and call.heard, 20, "greeting end"
         )
         start, end = await call.mic.say(piper_say("Hello, what is your name?"))
-        answer = await wait_for(lambda: call.voiced(since=end), 15, "a spoken answer")
+        answer = await wait_for(lambda: call.voiced(since=end), 20, "a spoken answer")
         assert answer[0].at - end < 10
         await wait_for(call.transcriptions, 10, "the transcription over the data channel")
         await asyncio.sleep(1.0)  # a pause at the comma may split it into two segments
