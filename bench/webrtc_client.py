@@ -8,6 +8,8 @@ the end-to-end tests and by the latency benchmark, for our bot and for a stock P
 from __future__ import annotations
 
 import asyncio
+import bisect
+import contextlib
 import fractions
 import json
 import time
@@ -80,6 +82,10 @@ class Heard:
     rms: float
 
 
+def _arrival(h: Heard) -> float:
+    return h.at
+
+
 @dataclass
 class BotCall:
     """One call to a bot: the mic, what came back, and the data-channel messages."""
@@ -88,11 +94,56 @@ class BotCall:
     mic: SpeechTrack
     heard: list[Heard] = field(default_factory=list)
     messages: list[dict] = field(default_factory=list)
+    received: list[float] = field(default_factory=list)  # wall-clock arrival of each message
     _tasks: list[asyncio.Task] = field(default_factory=list)
 
     def voiced(self, since: float = 0.0, until: float = float("inf"), threshold: float = 300):
         """Bot audio chunks louder than ``threshold`` between two wall-clock times."""
-        return [h for h in self.heard if since <= h.at < until and h.rms > threshold]
+        return [h for h in self.heard_between(since, until) if h.rms > threshold]
+
+    def heard_between(self, since: float, until: float = float("inf")) -> list[Heard]:
+        """Received chunks in ``[since, until)`` (binary search: ``heard`` is in time order)."""
+        lo = bisect.bisect_left(self.heard, since, key=_arrival)
+        hi = bisect.bisect_left(self.heard, until, lo=lo, key=_arrival)
+        return self.heard[lo:hi]
+
+    def messages_between(
+        self, since: float = 0.0, until: float = float("inf")
+    ) -> list[tuple[float, dict]]:
+        """``(arrival, message)`` for data-channel messages received in ``[since, until)``."""
+        lo = bisect.bisect_left(self.received, since)
+        hi = bisect.bisect_left(self.received, until, lo=lo)
+        return list(zip(self.received[lo:hi], self.messages[lo:hi], strict=True))
+
+    async def wait_voiced(
+        self, since: float, timeout: float, threshold: float = 300
+    ) -> Heard | None:
+        """The first voiced chunk at or after ``since``, waiting up to ``timeout`` s for it."""
+        deadline = time.monotonic() + timeout
+        while True:
+            if voiced := self.voiced(since, threshold=threshold):
+                return voiced[0]
+            if time.monotonic() >= deadline:
+                return None
+            await asyncio.sleep(0.02)
+
+    async def wait_silent(
+        self, quiet: float, timeout: float, threshold: float = 300, *, idle: bool = False
+    ) -> bool:
+        """Wait until the bot has been silent for ``quiet`` s (audio flowing); False on timeout.
+
+        With ``idle``, the data channel must have been quiet too (no transcripts, LLM text or
+        metrics still coming): the bot has finished with the last thing it was told.
+        """
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            now = time.time()
+            flowing = self.heard and self.heard[-1].at > now - 0.5
+            busy = idle and self.received and self.received[-1] > now - quiet
+            if flowing and not busy and not self.voiced(now - quiet, threshold=threshold):
+                return True
+            await asyncio.sleep(0.05)
+        return False
 
     def transcriptions(self) -> list[str]:
         """Final user transcriptions the bot reported (RTVI ``user-transcription``)."""
@@ -102,11 +153,12 @@ class BotCall:
             if m.get("type") == "user-transcription" and m.get("data", {}).get("final")
         ]
 
-    async def close(self) -> None:
-        """Hang up."""
+    async def close(self, timeout: float = 10) -> None:
+        """Hang up (giving up on a clean close after ``timeout`` s)."""
         for t in self._tasks:
             t.cancel()
-        await self.pc.close()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.pc.close(), timeout)
 
 
 async def call_bot(base_url: str, *, avatar: str | None = None, timeout: float = 20) -> BotCall:
@@ -141,6 +193,7 @@ async def call_bot(base_url: str, *, avatar: str | None = None, timeout: float =
     def _on_message(message):
         if isinstance(message, str) and message.startswith("{"):
             call.messages.append(json.loads(message))
+            call.received.append(time.time())
 
     @pc.on("track")
     def _on_track(track):

@@ -1,0 +1,250 @@
+"""One measured turn against a live bot over WebRTC, as the latency benchmark plays it.
+
+A turn: wait until the bot has been quiet for 1.5 s, say an utterance in real time, time the
+first voiced bot audio after the end of speech (voice-to-voice), let the bot talk 1.5 s, then
+talk over it and time how long its audio keeps coming (barge-in stop), then wait for it to
+answer the interruption and finish. Alongside: what the bot said it heard (WER) and the
+server's own numbers from the RTVI data channel (``metrics`` TTFBs, our ``turn-latency``
+server message, and the arrival of ``user-stopped-speaking`` / ``bot-started-speaking``).
+
+All times are wall clock at the client (``time.time()``); durations are in milliseconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from dataclasses import asdict, dataclass, field
+
+import jiwer
+import numpy as np
+
+from bench.webrtc_client import BotCall
+
+# Received bot audio is digital zero between utterances (no comfort noise on this path) and
+# speech is mostly far above 1% of full scale: 300 (-40 dBFS) separates them (see README).
+VOICED_RMS = 300
+QUIET_BEFORE_TURN = 1.5  # s of bot silence before each utterance
+ANSWER_TIMEOUT = 15.0  # s for an answer to start
+FINISH_TIMEOUT = 90.0  # s for a (long) answer to end
+TALK_BEFORE_BARGE_IN = 1.5  # s of bot speech before talking over it
+STOP_SILENCE = 0.3  # s of silence that counts as "the bot stopped"
+INTERRUPTION = "Hold on a moment I want to ask you something else."  # no comma: no mid pause
+
+_NORM = jiwer.Compose(
+    [
+        jiwer.ToLowerCase(),
+        jiwer.RemovePunctuation(),
+        jiwer.RemoveMultipleSpaces(),
+        jiwer.Strip(),
+        jiwer.ReduceToListOfListOfWords(),
+    ]
+)
+
+
+@dataclass
+class Clip:
+    """An utterance: its text and 16 kHz int16 speech."""
+
+    text: str
+    pcm: np.ndarray
+    engine: str = "piper"
+
+
+@dataclass
+class TurnRecord:
+    """Everything measured in one turn (ms unless named otherwise; None = not measured)."""
+
+    text: str
+    engine: str
+    start: float = 0.0
+    end: float = 0.0
+    v2v_ms: float | None = None
+    error: str | None = None
+    heard_text: str = ""
+    server: dict | None = None  # our bot's turn-latency message (ms), as sent
+    metrics: dict = field(default_factory=dict)  # RTVI metrics TTFB/processing (ms)
+    events: dict = field(default_factory=dict)  # RTVI event arrivals after end of speech (ms)
+    transport_ms: float | None = None  # v2v - server total
+    barge_in: dict = field(default_factory=dict)
+    call_lost: bool = False  # the connection died during the turn: open a new one
+    loadavg: float = 0.0  # 1-minute load average when the turn started (shared machine)
+
+    def as_dict(self) -> dict:
+        """JSON-ready."""
+        return asdict(self)
+
+
+class MicStalledError(RuntimeError):
+    """The client's microphone track stopped being read: the connection is gone."""
+
+
+async def say(call: BotCall, clip: Clip) -> tuple[float, float]:
+    """Speak a clip in real time; (start, end) wall clock. Raises MicStalledError."""
+    try:
+        return await asyncio.wait_for(call.mic.say(clip.pcm), len(clip.pcm) / 16000 + 10)
+    except TimeoutError:
+        raise MicStalledError("microphone stalled (connection lost?)") from None
+
+
+def wer(refs: list[str], hyps: list[str]) -> float | None:
+    """Corpus word error rate (lowercase, no punctuation); None without references."""
+    if not refs:
+        return None
+    return float(jiwer.wer(refs, hyps, reference_transform=_NORM, hypothesis_transform=_NORM))
+
+
+def _ms(seconds: float) -> float:
+    return round(seconds * 1000, 1)
+
+
+def heard_text(call: BotCall, since: float, until: float) -> str:
+    """Final user transcriptions the bot reported between two times, joined."""
+    texts = [
+        m["data"].get("text", "").strip()
+        for _at, m in call.messages_between(since, until)
+        if m.get("type") == "user-transcription" and m.get("data", {}).get("final")
+    ]
+    return " ".join(t for t in texts if t)
+
+
+def _stage(processor: str) -> str | None:
+    """'stt', 'llm' or 'tts' for a service name like ``WhisperSTTService#0``."""
+    name = processor.lower()
+    for stage in ("stt", "llm", "tts"):
+        if f"{stage}service" in name:
+            return stage
+    return None
+
+
+def server_metrics(call: BotCall, since: float, until: float) -> dict:
+    """The last STT/LLM/TTS TTFB and STT processing time reported in a window (ms)."""
+    found: dict[str, float] = {}
+    for _at, m in call.messages_between(since, until):
+        if m.get("type") != "metrics":
+            continue
+        for kind in ("ttfb", "processing"):
+            for item in m.get("data", {}).get(kind, []):
+                stage = _stage(item.get("processor", ""))
+                if stage and (kind == "ttfb" or stage == "stt"):
+                    found[f"{stage}_{kind}"] = _ms(item["value"])
+    return found
+
+
+def first_message(call: BotCall, kind: str, since: float, until: float) -> tuple[float, dict]:
+    """Arrival and body of the first message of type ``kind`` in a window, or (0, {})."""
+    for at, m in call.messages_between(since, until):
+        if m.get("type") == kind:
+            return at, m
+    return 0.0, {}
+
+
+def turn_events(call: BotCall, rec: TurnRecord, first_audio: float) -> dict:
+    """When turn-end and bot-start notices arrived, relative to the end of speech (ms)."""
+    stops = [
+        at
+        for at, m in call.messages_between(rec.start, first_audio)
+        if m.get("type") == "user-stopped-speaking"
+    ]
+    started, _ = first_message(call, "bot-started-speaking", rec.end, first_audio + 1.0)
+    events: dict[str, float | None] = {
+        "user_stopped": _ms(stops[-1] - rec.end) if stops else None,
+        "bot_started": _ms(started - rec.end) if started else None,
+    }
+    events["audio_after_bot_started"] = _ms(first_audio - started) if started else None
+    return events
+
+
+def our_turn_latency(call: BotCall, since: float, until: float) -> dict | None:
+    """Our bot's ``turn-latency`` server message for this turn (ms), if one came."""
+    for _at, m in call.messages_between(since, until):
+        data = m.get("data") or {}
+        if m.get("type") == "server-message" and data.get("type") == "turn-latency":
+            return {k: v for k, v in data.items() if k != "type"}
+    return None
+
+
+def stop_time(call: BotCall, start: float, anchor: float) -> float | None:
+    """Arrival of the last voiced chunk before >= STOP_SILENCE of silence, from ``anchor``.
+
+    ``anchor`` is when the bot acknowledged the interruption (RTVI ``bot-interrupted``), so a
+    natural pause between sentences before that is not mistaken for the stop. None when the
+    bot never fell silent for STOP_SILENCE in the audio received so far.
+    """
+    before = call.voiced(start - 2.0, anchor, threshold=VOICED_RMS)
+    last = before[-1].at if before else start
+    for h in call.heard_between(anchor + 1e-6):
+        if h.at - last >= STOP_SILENCE:
+            return last
+        if h.rms > VOICED_RMS:
+            last = h.at
+    return None
+
+
+async def barge_in(call: BotCall, interruption: Clip, first_audio: float) -> dict:
+    """Talk over the bot 1.5 s into its answer; how long until its audio stopped (ms)."""
+    await asyncio.sleep(max(0.0, first_audio + TALK_BEFORE_BARGE_IN - time.time()))
+    if not call.voiced(time.time() - 0.5, threshold=VOICED_RMS):
+        return {"skipped": "answer ended before the barge-in"}
+    start, end = await say(call, interruption)
+    await asyncio.sleep(STOP_SILENCE + 0.2)
+    anchor, _ = first_message(call, "bot-interrupted", start, end + 0.5)
+    result: dict = {"start": start, "end": end}
+    if not anchor:
+        return {**result, "stop_ms": None, "error": "no interruption (bot-interrupted) seen"}
+    result["interrupted_event_ms"] = _ms(anchor - start)
+    stopped = stop_time(call, start, anchor)
+    if stopped is None:
+        return {**result, "stop_ms": None, "error": "bot audio did not stop"}
+    if stopped < anchor - STOP_SILENCE:  # it paused or ended on its own: nothing to stop
+        return {**result, "skipped": "bot fell silent before the interruption registered"}
+    result["stop_ms"] = _ms(stopped - start)
+    answer = await call.wait_voiced(end, ANSWER_TIMEOUT, threshold=VOICED_RMS)
+    result["answered"] = answer is not None
+    return result
+
+
+async def settle(call: BotCall) -> bool:
+    """Wait until the bot is done: no voice and no data-channel traffic for 1.5 s."""
+    return await call.wait_silent(QUIET_BEFORE_TURN, FINISH_TIMEOUT, VOICED_RMS, idle=True)
+
+
+async def run_turn(
+    call: BotCall, clip: Clip, interruption: Clip | None, *, wait_finish: bool = True
+) -> TurnRecord:
+    """Play one utterance and measure the bot's answer (and a barge-in when given a clip)."""
+    rec = TurnRecord(clip.text, clip.engine, loadavg=round(os.getloadavg()[0], 2))
+    if not await settle(call):
+        rec.error = "bot never went quiet before the turn"
+        return rec
+    try:
+        rec.start, rec.end = await say(call, clip)
+    except MicStalledError as e:
+        rec.error, rec.call_lost = str(e), True
+        return rec
+    if call.voiced(rec.start, rec.end, threshold=VOICED_RMS):
+        rec.error = "bot talked while the user was speaking"
+    first = await call.wait_voiced(rec.end, ANSWER_TIMEOUT, threshold=VOICED_RMS)
+    window_end = first.at if first else rec.end + ANSWER_TIMEOUT
+    rec.heard_text = heard_text(call, rec.start, window_end)
+    if first is None:
+        rec.error = rec.error or f"no answer within {ANSWER_TIMEOUT:.0f} s"
+        return rec
+    await asyncio.sleep(1.0)  # late metrics / server messages of this answer
+    if rec.error is None:
+        rec.v2v_ms = _ms(first.at - rec.end)
+    rec.metrics = server_metrics(call, rec.start, first.at + 0.1)
+    rec.events = turn_events(call, rec, first.at)
+    rec.server = our_turn_latency(call, rec.end, first.at + 1.0)
+    if rec.server and rec.v2v_ms is not None:
+        rec.transport_ms = round(rec.v2v_ms - rec.server["total"], 1)
+    if interruption is not None:
+        try:
+            rec.barge_in = await barge_in(call, interruption, first.at)
+        except MicStalledError as e:
+            rec.barge_in, rec.call_lost = {"error": str(e)}, True
+            return rec
+    if wait_finish:
+        await settle(call)
+    return rec
