@@ -116,9 +116,9 @@ def failed_turn(clip: Clip, error: str) -> dict:
 
 
 def run_sequential(
-    bots: dict[str, str], clips: list[Clip], interruption: Clip, turns: int
-) -> dict[str, dict]:
-    """Blocks of TURNS_PER_CALL turns, alternating between the bots.
+    bots: dict[str, str], clips: list[Clip], interruption: Clip, turns: int, results: dict
+) -> None:
+    """Blocks of TURNS_PER_CALL turns, alternating between the bots; fills results["systems"].
 
     Alternating (ours, peer, ours, peer...) rather than one bot after the other keeps a
     change in background load (the machine is shared) from favouring either bot.
@@ -137,14 +137,12 @@ def run_sequential(
                 rms = 0.0
             records[name] += recs
             silent[name].append(rms)
-    return {
-        name: {
-            "summary": summarize(records[name]),
-            "turns": records[name],
-            "max_silent_rms": max(silent[name]),
-        }
-        for name in bots
-    }
+            results["systems"][name] = {
+                "summary": summarize(records[name]),
+                "turns": records[name],
+                "max_silent_rms": max(silent[name]),
+            }
+            save_partial(results)
 
 
 def brief(rec: TurnRecord) -> str:
@@ -271,8 +269,7 @@ def run_all(args: argparse.Namespace, results: dict, servers: dict[str, Server])
     bots = {name: s.ready_url.removesuffix("/api/health") for name, s in servers.items()}
     bots.pop("llm_server")
     print(f"{args.turns} turns per bot, alternating {', '.join(bots)}", flush=True)
-    results["systems"] = run_sequential(bots, clips, interruption, args.turns)
-    save_partial(results)
+    run_sequential(bots, clips, interruption, args.turns, results)
     if "peer" in servers and not args.peer_concurrency:
         servers["peer"].stop()  # an idle bot process is one more thing on the CPU
     bench_concurrency("ours", servers["ours"], clips, args, results)

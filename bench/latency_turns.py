@@ -182,31 +182,44 @@ def stop_time(call: BotCall, start: float, anchor: float) -> float | None:
     return None
 
 
-async def barge_in(call: BotCall, interruption: Clip, first_audio: float) -> dict:
-    """Talk over the bot 1.5 s into its answer; how long until its audio stopped (ms)."""
-    await asyncio.sleep(max(0.0, first_audio + TALK_BEFORE_BARGE_IN - time.time()))
-    if not call.voiced(time.time() - 0.5, threshold=VOICED_RMS):
-        return {"skipped": "answer ended before the barge-in"}
-    start, end = await say(call, interruption)
-    await asyncio.sleep(STOP_SILENCE + 0.2)
+def barge_in_stop(call: BotCall, start: float, end: float) -> dict:
+    """How long the bot's audio kept coming after the interruption started (ms), or why not."""
     anchor, _ = first_message(call, "bot-interrupted", start, end + 0.5)
-    result: dict = {"start": start, "end": end}
     if not anchor:
-        return {**result, "stop_ms": None, "error": "no interruption (bot-interrupted) seen"}
-    result["interrupted_event_ms"] = _ms(anchor - start)
+        return {"stop_ms": None, "error": "no interruption (bot-interrupted) seen"}
+    result: dict = {"interrupted_event_ms": _ms(anchor - start)}
     stopped = stop_time(call, start, anchor)
     if stopped is None:
         return {**result, "stop_ms": None, "error": "bot audio did not stop"}
     if stopped < anchor - STOP_SILENCE:  # it paused or ended on its own: nothing to stop
         return {**result, "skipped": "bot fell silent before the interruption registered"}
-    result["stop_ms"] = _ms(stopped - start)
+    return {**result, "stop_ms": _ms(stopped - start)}
+
+
+async def barge_in(call: BotCall, interruption: Clip, first_audio: float) -> dict:
+    """Talk over the bot 1.5 s into its answer; then wait for its answer to the interruption."""
+    await asyncio.sleep(max(0.0, first_audio + TALK_BEFORE_BARGE_IN - time.time()))
+    if not call.voiced(time.time() - 0.5, threshold=VOICED_RMS):
+        return {"skipped": "answer ended before the barge-in"}
+    start, end = await say(call, interruption)
+    await asyncio.sleep(STOP_SILENCE + 0.2)
+    result = {"start": start, "end": end, **barge_in_stop(call, start, end)}
     answer = await call.wait_voiced(end, ANSWER_TIMEOUT, threshold=VOICED_RMS)
     result["answered"] = answer is not None
     return result
 
 
-async def settle(call: BotCall) -> bool:
-    """Wait until the bot is done: no voice and no data-channel traffic for 1.5 s."""
+async def settle(call: BotCall, spoke_until: float | None = None) -> bool:
+    """Wait until the bot is done: no voice and no data-channel traffic for 1.5 s.
+
+    With ``spoke_until`` (the end of the user's last speech), first wait (up to
+    FINISH_TIMEOUT) for the bot to answer that speech at all, so a bot that is still
+    transcribing or thinking is not taken for an idle one.
+    """
+    if spoke_until is not None:
+        answer = await call.wait_voiced(spoke_until, FINISH_TIMEOUT, threshold=VOICED_RMS)
+        if answer is None:
+            return False
     return await call.wait_silent(QUIET_BEFORE_TURN, FINISH_TIMEOUT, VOICED_RMS, idle=True)
 
 
@@ -230,6 +243,7 @@ async def run_turn(
     rec.heard_text = heard_text(call, rec.start, window_end)
     if first is None:
         rec.error = rec.error or f"no answer within {ANSWER_TIMEOUT:.0f} s"
+        await settle(call, rec.end)  # a late answer must not spill into the next turn
         return rec
     await asyncio.sleep(1.0)  # late metrics / server messages of this answer
     if rec.error is None:
@@ -246,5 +260,5 @@ async def run_turn(
             rec.barge_in, rec.call_lost = {"error": str(e)}, True
             return rec
     if wait_finish:
-        await settle(call)
+        await settle(call, rec.barge_in.get("end", rec.end))
     return rec
