@@ -48,6 +48,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=settings.llm_port)
     parser.add_argument("--threads", type=int, default=settings.llm_threads)
     parser.add_argument("--n-ctx", type=int, default=settings.llm_ctx)
+    parser.add_argument(
+        "--nice", type=int, default=settings.llm_nice, help="CPU priority penalty (0-19)"
+    )
     args = parser.parse_args(argv)
     if args.host not in ("127.0.0.1", "localhost", "::1"):
         print(f"warning: the LLM server will listen on {args.host}, beyond this machine")
@@ -61,6 +64,8 @@ def main(argv: list[str] | None = None) -> int:
     # llama-cpp-python's settings read HOST/PORT from the environment over its flags, and
     # process managers (honcho, foreman) export PORT: keep them away from the child.
     env = {k: v for k, v in os.environ.items() if k not in ("PORT", "HOST")}
+    if args.nice and hasattr(os, "nice"):
+        os.nice(args.nice)  # inherited by the server: speech work on this machine goes first
     return Supervisor("llm", cmd, ready, env=env).run()
 
 

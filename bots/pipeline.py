@@ -7,6 +7,7 @@ The graph, top to bottom, is the one in DESIGN.md::
     user_aggregator          Silero VAD + smart-turn decide turns; appends the user turn
     memory                   long-term memory retrieval (a pass-through slot for now)
     llm                      Ollama or the embedded llama.cpp server, streaming
+    reply_text               keeps the reply as generated (for the LLM's prompt cache)
     speech_chunks            first clause of each reply early, then whole sentences
     tts                      Piper, per chunk as tokens arrive
     transport.output()       audio back to the person
@@ -26,7 +27,6 @@ from dataclasses import dataclass, field
 from loguru import logger
 from pipecat.audio.turn.smart_turn.base_smart_turn import SmartTurnParams
 from pipecat.audio.turn.smart_turn.local_smart_turn_v3 import LocalSmartTurnAnalyzerV3
-from pipecat.audio.vad.silero import SileroVADAnalyzer
 from pipecat.audio.vad.vad_analyzer import VADParams
 from pipecat.frames.frames import TTSSpeakFrame
 from pipecat.pipeline.pipeline import Pipeline
@@ -53,7 +53,9 @@ from bots.settings import get_settings
 from processors.barge_in import GuardedUserTurnStartStrategy
 from processors.first_clause import FirstClauseTextAggregator
 from processors.memory_retrieval import NoMemoryRetrieval
+from processors.pause_vad import PauseReportingSileroVAD
 from processors.piper_tts import LocalPiperTTSService
+from processors.reply_text import ReplyTextRecorder
 from processors.turn_latency import TurnLatencyObserver
 from processors.whisper_stt import WhisperCppSTTService
 
@@ -65,15 +67,23 @@ RESUME_AFTER_NOISE_PROMPT = (
 )
 
 
-def user_turn_params(turns: TurnTakingConfig) -> LLMUserAggregatorParams:
-    """VAD, turn start (barge-in guard) and turn stop (smart-turn) for one avatar."""
-    vad = SileroVADAnalyzer(
+def user_turn_params(
+    turns: TurnTakingConfig, stt: WhisperCppSTTService | None = None
+) -> LLMUserAggregatorParams:
+    """VAD, turn start (barge-in guard) and turn stop (smart-turn) for one avatar.
+
+    With ``stt``, the VAD tells it when speech pauses, so it can start transcribing before the
+    turn is declared over (see ``processors.pause_vad``).
+    """
+    vad = PauseReportingSileroVAD(
+        on_pause=stt.speech_paused if stt else None,
+        on_resume=stt.speech_resumed if stt else None,
         params=VADParams(
             confidence=turns.vad_confidence,
             start_secs=turns.vad_start_secs,
             stop_secs=turns.vad_stop_secs,
             min_volume=turns.vad_min_volume,
-        )
+        ),
     )
     if turns.smart_turn:
         stop = TurnAnalyzerUserTurnStopStrategy(
@@ -170,10 +180,11 @@ def build_session(
     )
     context = LLMContext()
     user_aggregator, assistant_aggregator = LLMContextAggregatorPair(
-        context, user_params=user_turn_params(avatar.turn_taking)
+        context, user_params=user_turn_params(avatar.turn_taking, stt)
     )
     memory = NoMemoryRetrieval()
     llm = build_llm(avatar, backend)
+    reply_text = ReplyTextRecorder()
     speech_chunks = LLMTextProcessor(text_aggregator=FirstClauseTextAggregator())
     tts = LocalPiperTTSService(voice=avatar.voice)
 
@@ -184,6 +195,7 @@ def build_session(
             user_aggregator,
             memory,
             llm,
+            reply_text,
             speech_chunks,
             tts,
             transport.output(),
@@ -214,6 +226,7 @@ def build_session(
 
     @assistant_aggregator.event_handler("on_assistant_turn_stopped")
     async def _on_assistant_turn(_aggregator, message):
+        reply_text.restore_spacing(context)
         if message.content:
             entry = TranscriptEntry("assistant", message.content, message.interrupted)
             session.transcript.append(entry)

@@ -30,6 +30,11 @@ class Settings(BaseSettings):
     """``auto`` prefers a running Ollama, else the embedded server."""
     llm_threads: int = Field(2, ge=1, le=64)
     llm_ctx: int = Field(4096, ge=512, le=131072)
+    llm_nice: int = Field(10, ge=0, le=19)
+    """CPU priority penalty of the embedded LLM server (Unix ``nice``). Tokens come ~20x
+    faster than speech, but on 2 cores the generation competes with Piper synthesizing the
+    first words: at equal priority a 4-word chunk took 250 ms instead of 100 (p50); at nice 10
+    it took 115 ms, with no loss of tokens/s (bench notes in README)."""
     whisper_model: str = "tiny.en"
     """``tiny.en`` is converted from a PyPI package; other names need internet."""
     stt_threads: int = Field(2, ge=1, le=64)

@@ -4,7 +4,8 @@ Pipecat has no whisper.cpp service, so this is ours. It is a ``SegmentedSTTServi
 marks the utterance, and the segment is transcribed when the user stops speaking.
 
 Consumes: ``InputAudioRawFrame`` (16-bit mono PCM), ``VADUserStartedSpeakingFrame``,
-``VADUserStoppedSpeakingFrame`` (from the user aggregator's VAD, broadcast upstream/downstream).
+``VADUserStoppedSpeakingFrame`` (from the user aggregator's VAD, broadcast upstream/downstream);
+``speech_paused()`` / ``speech_resumed()`` calls from the VAD analyzer.
 Emits: ``TranscriptionFrame`` (final, one per utterance), ``InterimTranscriptionFrame`` (while
 the user is still speaking, only when the model is idle), ``ErrorFrame`` on failure.
 
@@ -20,6 +21,12 @@ Why it is fast on a CPU:
 * Leading silence is trimmed. The segmenter keeps up to 2 s of audio from before the VAD
   fired; with a sized ``audio_ctx`` that silence sends tiny.en into repetition loops ("What
   is the capital? What is the capital? ..." in 4 of 15 clips; 0 of 15 once trimmed).
+* Transcription starts when speech *pauses*, not when the turn is declared over. The VAD
+  waits ``stop_secs`` of silence before it reports a stop; ``processors.pause_vad`` reports
+  the first silent frame, and this service transcribes the audio so far right then. If the
+  stop follows without speech resuming, the audio in between was silence and the early
+  transcript is the final one: the turn's transcript is ready ~``stop_secs`` sooner. If speech
+  resumes, the early result is dropped and the final pass runs as usual.
 * Interim passes run only if the model is free at that moment. They are never aborted:
   whisper.cpp's abort callback leaves the context dirty and the next transcripts repeat
   themselves (measured). A final pass that arrives during an interim one waits for it, which
@@ -100,6 +107,7 @@ class SharedWhisper:
         if not self._lock.acquire(blocking=not interim):
             return None
         audio = trim_leading_silence(audio)
+        started = time.perf_counter()
         try:
             text = self._run(audio, audio_ctx_for(len(audio)))
             period = repetition_period(text)
@@ -113,6 +121,10 @@ class SharedWhisper:
                 text = self._run(audio, _MAX_AUDIO_CTX, fallback=True)
         finally:
             self._lock.release()
+        logger.debug(
+            f"whisper: {len(audio) / 16000:.2f} s of audio in "
+            f"{(time.perf_counter() - started) * 1000:.0f} ms{' (interim)' if interim else ''}"
+        )
         return text
 
     def _run(self, audio: np.ndarray, audio_ctx: int, *, fallback: bool = False) -> str:
@@ -227,7 +239,10 @@ class WhisperCppSTTService(SegmentedSTTService):
         self._whisper = shared_whisper(model, n_threads)
         self._interim_interval = interim_interval_secs
         self._interim_task: asyncio.Task | None = None
-        self._speech_started_at = 0.0
+        # The early transcription started at the last pause (see speech_paused), and whether
+        # the audio since then is still silence.
+        self._early: asyncio.Task | None = None
+        self._early_valid = False
 
     async def setup(self, setup):
         """Keep 2 s of audio from before speech starts (Pipecat keeps 1 s).
@@ -249,12 +264,41 @@ class WhisperCppSTTService(SegmentedSTTService):
         """Report TTFB/processing metrics."""
         return True
 
+    def speech_paused(self) -> None:
+        """The VAD heard speech give way to silence: transcribe what we have, early.
+
+        Called by the VAD analyzer on the event loop. One early pass at a time: if the last
+        one is still running (a pause, a word, another pause), this pause is not used.
+        """
+        if not self._user_speaking or (self._early and not self._early.done()):
+            return
+        pcm = bytes(self._audio_buffer) + self._trailing_silence()
+        samples = _to_float(pcm, self.sample_rate)
+        self._early = self.create_task(
+            asyncio.to_thread(self._whisper.transcribe, samples), name="early_transcription"
+        )
+        self._early_valid = True
+
+    def speech_resumed(self) -> None:
+        """Speech came back before the stop: the early transcript is missing words."""
+        self._early_valid = False
+
+    def _take_early(self) -> asyncio.Task | None:
+        """The early transcription if it covers the whole utterance (then forget it)."""
+        task = self._early if self._early_valid else None
+        self._early_valid = False
+        if task is not None:
+            self._early = None
+        return task
+
     async def process_frame(self, frame: Frame, direction: FrameDirection):
         """Track speech to schedule interim passes; segmentation is the base class's job."""
         await super().process_frame(frame, direction)
-        if isinstance(frame, VADUserStartedSpeakingFrame) and self._interim_interval > 0:
-            await self._stop_interims()
-            self._interim_task = self.create_task(self._interim_loop())
+        if isinstance(frame, VADUserStartedSpeakingFrame):
+            self._early_valid = False  # a new utterance: an older early pass is not for it
+            if self._interim_interval > 0:
+                await self._stop_interims()
+                self._interim_task = self.create_task(self._interim_loop())
         elif isinstance(frame, VADUserStoppedSpeakingFrame):
             await self._stop_interims()
 
@@ -264,8 +308,11 @@ class WhisperCppSTTService(SegmentedSTTService):
             self._interim_task = None
 
     async def cleanup(self):
-        """Stop the interim loop with the service."""
+        """Stop the interim loop and any early pass with the service."""
         await self._stop_interims()
+        if self._early:
+            await self.cancel_task(self._early)
+            self._early = None
         await super().cleanup()
 
     async def _interim_loop(self):
@@ -287,8 +334,12 @@ class WhisperCppSTTService(SegmentedSTTService):
         """Transcribe one utterance (raw 16-bit PCM at the pipeline's input rate)."""
         await self.start_processing_metrics()
         try:
-            samples = _to_float(audio, self.sample_rate)
-            text = await asyncio.to_thread(self._whisper.transcribe, samples)
+            if early := self._take_early():
+                logger.debug(f"{self}: using the transcription started at the pause")
+                text = await early
+            else:
+                samples = _to_float(audio, self.sample_rate)
+                text = await asyncio.to_thread(self._whisper.transcribe, samples)
         except Exception as e:  # a broken model must not kill the session
             logger.exception(f"{self}: whisper.cpp failed")
             yield ErrorFrame(f"Speech recognition failed: {e}")

@@ -49,7 +49,12 @@ async def test_each_reply_starts_with_a_clause_again():
     agg = FirstClauseTextAggregator()
     await chunks(agg, tokens("Sure, I can do that for you."))
     second = await chunks(agg, tokens("Of course, my dear friend, whenever you like."))
-    assert second[0] == "Of course, my dear friend,"
+    assert second[0] == "Of course,"
     await agg.handle_interruption()
     third = await chunks(agg, tokens("Right, so where were we?"))
     assert third == ["Right, so where were we?"]  # "Right," has too few words
+
+
+async def test_a_one_word_clause_waits_for_more():
+    got = await chunks(FirstClauseTextAggregator(), tokens("Well, the answer is simple: Paris."))
+    assert got[0] == "Well, the answer is simple:"  # not "Well," alone, nor after "is"
