@@ -52,7 +52,7 @@ from bench.servers import (
     peer_bot,
     tree_rss,
 )
-from bench.utterances import UTTERANCES, synthesize
+from bench.utterances import UTTERANCES, synthesize, trim_silence
 from bench.webrtc_client import BotCall, call_bot
 
 OUT = Path(__file__).parent / "results"
@@ -69,7 +69,7 @@ def load_clips() -> tuple[list[Clip], Clip]:
     clips = [
         Clip(text, synthesize(text, engine, opts), engine) for text, engine, opts in UTTERANCES
     ]
-    return clips, Clip(INTERRUPTION, piper_say(INTERRUPTION))
+    return clips, Clip(INTERRUPTION, trim_silence(piper_say(INTERRUPTION)))
 
 
 async def open_call(base_url: str) -> tuple[BotCall, float]:

@@ -29,7 +29,8 @@ QUIET_BEFORE_TURN = 1.5  # s of bot silence before each utterance
 ANSWER_TIMEOUT = 15.0  # s for an answer to start
 FINISH_TIMEOUT = 90.0  # s for a (long) answer to end
 TALK_BEFORE_BARGE_IN = 1.5  # s of bot speech before talking over it
-STOP_SILENCE = 0.3  # s of silence that counts as "the bot stopped"
+STOP_SILENCE = 0.3  # s of silence before a barge-in: the bot was already quiet
+FLUSH_MARGIN = 0.5  # s after the interruption notice for queued audio to drain
 INTERRUPTION = "Hold on a moment I want to ask you something else."  # no comma: no mid pause
 
 _NORM = jiwer.Compose(
@@ -166,20 +167,19 @@ def our_turn_latency(call: BotCall, since: float, until: float) -> dict | None:
 
 
 def stop_time(call: BotCall, start: float, anchor: float) -> float | None:
-    """Arrival of the last voiced chunk before >= STOP_SILENCE of silence, from ``anchor``.
+    """Arrival of the bot's last voiced chunk of the interrupted reply.
 
-    ``anchor`` is when the bot acknowledged the interruption (RTVI ``bot-interrupted``), so a
-    natural pause between sentences before that is not mistaken for the stop. None when the
-    bot never fell silent for STOP_SILENCE in the audio received so far.
+    ``anchor`` is when the bot acknowledged the interruption (RTVI ``bot-interrupted``). The
+    reply may stop before it (our bot holds its audio at the first sound of the user) or a
+    little after (queued audio being flushed), so the stop is the last voiced chunk before
+    ``anchor + FLUSH_MARGIN``. The answer to the interruption cannot come that early: the user
+    is still talking. None when voiced audio keeps coming after that (it did not stop).
     """
-    before = call.voiced(start - 2.0, anchor, threshold=VOICED_RMS)
-    last = before[-1].at if before else start
-    for h in call.heard_between(anchor + 1e-6):
-        if h.at - last >= STOP_SILENCE:
-            return last
-        if h.rms > VOICED_RMS:
-            last = h.at
-    return None
+    tail = anchor + FLUSH_MARGIN
+    if call.voiced(tail, tail + FLUSH_MARGIN, threshold=VOICED_RMS):
+        return None
+    before = call.voiced(start - 2.0, tail, threshold=VOICED_RMS)
+    return before[-1].at if before else start
 
 
 def barge_in_stop(call: BotCall, start: float, end: float) -> dict:
@@ -188,11 +188,11 @@ def barge_in_stop(call: BotCall, start: float, end: float) -> dict:
     if not anchor:
         return {"stop_ms": None, "error": "no interruption (bot-interrupted) seen"}
     result: dict = {"interrupted_event_ms": _ms(anchor - start)}
+    if not call.voiced(start - STOP_SILENCE, start, threshold=VOICED_RMS):
+        return {**result, "skipped": "bot was silent when the interruption started"}
     stopped = stop_time(call, start, anchor)
     if stopped is None:
         return {**result, "stop_ms": None, "error": "bot audio did not stop"}
-    if stopped < anchor - STOP_SILENCE:  # it paused or ended on its own: nothing to stop
-        return {**result, "skipped": "bot fell silent before the interruption registered"}
     return {**result, "stop_ms": _ms(stopped - start)}
 
 

@@ -72,6 +72,9 @@ class TurnTakingConfig(_Strict):
     """Ignore speech in the first N ms of each bot reply (the bot hearing its own onset)."""
     barge_in_min_speech_ms: Annotated[int, Field(ge=0, le=2000)] = 250
     """Speech must last this long to interrupt: coughs and "mm-hm" don't."""
+    pause_on_speech: bool = True
+    """Hold the avatar's voice as soon as the VAD hears the person (before the interruption
+    is confirmed); if it was only a noise, the reply continues where it paused."""
 
 
 class AvatarConfig(_Strict):

@@ -53,10 +53,11 @@ from bots.settings import get_settings
 from processors.barge_in import GuardedUserTurnStartStrategy
 from processors.first_clause import FirstClauseTextAggregator
 from processors.memory_retrieval import NoMemoryRetrieval
-from processors.pause_vad import PauseReportingSileroVAD
 from processors.piper_tts import LocalPiperTTSService
+from processors.playback_gate import PlaybackGate
 from processors.reply_text import ReplyTextRecorder
 from processors.turn_latency import TurnLatencyObserver
+from processors.vad_events import ReportingSileroVAD, VADListener
 from processors.whisper_stt import WhisperCppSTTService
 
 # When a noise interrupted the bot and produced no words, the bot resumes instead of
@@ -68,16 +69,14 @@ RESUME_AFTER_NOISE_PROMPT = (
 
 
 def user_turn_params(
-    turns: TurnTakingConfig, stt: WhisperCppSTTService | None = None
+    turns: TurnTakingConfig, listeners: list[VADListener] | None = None
 ) -> LLMUserAggregatorParams:
     """VAD, turn start (barge-in guard) and turn stop (smart-turn) for one avatar.
 
-    With ``stt``, the VAD tells it when speech pauses, so it can start transcribing before the
-    turn is declared over (see ``processors.pause_vad``).
+    ``listeners`` hear the VAD's transitions first-hand (see ``processors.vad_events``).
     """
-    vad = PauseReportingSileroVAD(
-        on_pause=stt.speech_paused if stt else None,
-        on_resume=stt.speech_resumed if stt else None,
+    vad = ReportingSileroVAD(
+        listeners=listeners,
         params=VADParams(
             confidence=turns.vad_confidence,
             start_secs=turns.vad_start_secs,
@@ -178,9 +177,17 @@ def build_session(
         n_threads=settings.stt_threads,
         interim_interval_secs=settings.stt_interim_secs,
     )
+    # The STT starts transcribing when speech pauses; the bot's voice pauses when the user
+    # starts talking (and resumes if it was only a noise).
+    gate = PlaybackGate(name=session_id or avatar.id)
+    listeners = [VADListener(on_pause=stt.speech_paused, on_resume=stt.speech_resumed)]
+    if avatar.turn_taking.barge_in and avatar.turn_taking.pause_on_speech:
+        listeners.append(
+            VADListener(on_onset=gate.pause, on_false_start=gate.resume, on_stop=gate.resume)
+        )
     context = LLMContext()
     user_aggregator, assistant_aggregator = LLMContextAggregatorPair(
-        context, user_params=user_turn_params(avatar.turn_taking, stt)
+        context, user_params=user_turn_params(avatar.turn_taking, listeners)
     )
     memory = NoMemoryRetrieval()
     llm = build_llm(avatar, backend)
@@ -188,6 +195,8 @@ def build_session(
     speech_chunks = LLMTextProcessor(text_aggregator=FirstClauseTextAggregator())
     tts = LocalPiperTTSService(voice=avatar.voice)
 
+    output = transport.output()
+    gate.attach(output)
     pipeline = Pipeline(
         [
             transport.input(),
@@ -198,7 +207,7 @@ def build_session(
             reply_text,
             speech_chunks,
             tts,
-            transport.output(),
+            output,
             assistant_aggregator,
         ]
     )

@@ -22,7 +22,7 @@ Why it is fast on a CPU:
   fired; with a sized ``audio_ctx`` that silence sends tiny.en into repetition loops ("What
   is the capital? What is the capital? ..." in 4 of 15 clips; 0 of 15 once trimmed).
 * Transcription starts when speech *pauses*, not when the turn is declared over. The VAD
-  waits ``stop_secs`` of silence before it reports a stop; ``processors.pause_vad`` reports
+  waits ``stop_secs`` of silence before it reports a stop; ``processors.vad_events`` reports
   the first silent frame, and this service transcribes the audio so far right then. If the
   stop follows without speech resuming, the audio in between was silence and the early
   transcript is the final one: the turn's transcript is ready ~``stop_secs`` sooner. If speech

@@ -1,0 +1,126 @@
+"""Silero VAD that reports speech starting, pausing, resuming and stopping as it sees them.
+
+Pipecat's VAD announces speech *started* after ``start_secs`` and *stopped* after ``stop_secs``
+of silence, as frames that queue behind other work. Two latency tricks need the analyzer's
+own view, at once and without a frame hop:
+
+* **pause** (first silent frame after speech): the STT service starts transcribing then, so
+  the transcript is (nearly) ready when the turn ends (``processors.whisper_stt``);
+* **onset** (first frame Silero scores as speech): the bot's audio is held at once
+  (``processors.playback_gate``). Pipecat's own start also needs ``min_volume``, measured over
+  a 400 ms loudness window with smoothing, which lags speech onset by 200-400 ms; Silero's
+  score alone reacts in ~60-80 ms. Then ``start_secs`` and the barge-in guard confirm a real
+  interruption ~0.4 s later. A **false start** releases the hold: no speech-like frame for
+  150 ms while the VAD is still quiet, or speech-like sound the VAD hasn't confirmed within
+  0.5 s (too quiet: a TV in the next room must not keep the avatar silent).
+
+This is not a frame processor: it is the VAD analyzer the user aggregator runs. It emits no
+frames; it calls the listeners' callbacks on the event loop.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from pipecat.audio.vad.silero import SileroVADAnalyzer
+from pipecat.audio.vad.vad_analyzer import VADState
+
+
+@dataclass
+class VADListener:
+    """Callbacks for the VAD's transitions (any may be None)."""
+
+    on_onset: Callable[[], None] | None = None
+    """First frame whose Silero score passes ``confidence`` while the VAD is quiet."""
+    on_false_start: Callable[[], None] | None = None
+    """No speech-like frame for ``FALSE_START_SECS`` after an onset, VAD still quiet."""
+    on_start: Callable[[], None] | None = None
+    """Speech confirmed (``start_secs`` of it): ``STARTING`` -> ``SPEAKING``."""
+    on_pause: Callable[[], None] | None = None
+    """First silent frame after speech: ``SPEAKING`` -> ``STOPPING``."""
+    on_resume: Callable[[], None] | None = None
+    """Speech again before the stop: ``STOPPING`` -> ``SPEAKING``."""
+    on_stop: Callable[[], None] | None = None
+    """``stop_secs`` of silence: ``STOPPING`` -> ``QUIET``."""
+
+
+FALSE_START_SECS = 0.15
+MAX_UNCONFIRMED_SECS = 0.5
+
+_EVENTS = {
+    (VADState.STARTING, VADState.SPEAKING): "on_start",
+    (VADState.QUIET, VADState.SPEAKING): "on_start",
+    (VADState.SPEAKING, VADState.STOPPING): "on_pause",
+    (VADState.STOPPING, VADState.SPEAKING): "on_resume",
+    (VADState.STOPPING, VADState.QUIET): "on_stop",
+    (VADState.SPEAKING, VADState.QUIET): "on_stop",
+}
+
+
+class ReportingSileroVAD(SileroVADAnalyzer):
+    """``SileroVADAnalyzer`` that calls its listeners on state transitions.
+
+    Args:
+        listeners: who to tell.
+        **kwargs: ``SileroVADAnalyzer`` arguments.
+    """
+
+    def __init__(self, *, listeners: list[VADListener] | None = None, **kwargs):
+        super().__init__(**kwargs)
+        self.listeners = listeners or []
+        self._reported = VADState.QUIET
+        self._peak_confidence = 0.0  # highest Silero score in the current analyze_audio call
+        self._audio_secs = 0.0
+        self._onset = False
+        self._onset_at = 0.0
+        self._last_speechlike = 0.0
+        self._ignore_until_gap = False  # unconfirmed sound: no new onset until a silent gap
+
+    def voice_confidence(self, buffer) -> float:
+        """Silero's score for one window, remembered for the onset check."""
+        confidence = super().voice_confidence(buffer)
+        self._peak_confidence = max(self._peak_confidence, confidence)
+        return confidence
+
+    async def analyze_audio(self, buffer: bytes) -> VADState:
+        """Analyze like Silero does, then report the transitions, if any."""
+        self._peak_confidence = 0.0
+        state = await super().analyze_audio(buffer)
+        # Audio time, not wall time: the same decisions however the frames are delivered.
+        self._audio_secs += len(buffer) / (2 * self.sample_rate)
+        now = self._audio_secs
+        unconfirmed = state in (VADState.QUIET, VADState.STARTING) and self._reported in (
+            VADState.QUIET,
+            VADState.STARTING,
+        )
+        if self._peak_confidence >= self.params.confidence:
+            self._last_speechlike = now
+        elif now - self._last_speechlike >= FALSE_START_SECS:
+            self._ignore_until_gap = False
+        if (
+            not self._onset
+            and not self._ignore_until_gap
+            and unconfirmed
+            and self._last_speechlike == now
+        ):
+            self._onset, self._onset_at = True, now
+            self._emit("on_onset")
+        elif self._onset and unconfirmed:
+            if now - self._last_speechlike >= FALSE_START_SECS:
+                self._onset = False
+                self._emit("on_false_start")
+            elif now - self._onset_at >= MAX_UNCONFIRMED_SECS:
+                self._onset, self._ignore_until_gap = False, True
+                self._emit("on_false_start")
+        before, self._reported = self._reported, state
+        if event := _EVENTS.get((before, state)):
+            if event == "on_stop":
+                self._onset = False
+            self._emit(event)
+        return state
+
+    def _emit(self, event: str) -> None:
+        for listener in self.listeners:
+            if callback := getattr(listener, event):
+                callback()
