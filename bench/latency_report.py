@@ -39,8 +39,10 @@ ROWS: list[tuple[str, str]] = [
 HOW_MEASURED = """\
 How it is measured (all at one aiortc client, wall clock, over real WebRTC/Opus):
 - *voice-to-voice*: first received 20 ms of bot audio with RMS > {rms} (int16) after the last
-  sample of the user's utterance left the client. Between utterances the received audio is
-  digital zero (max silent RMS seen: ours {ours_silent}, peer {peer_silent}).
+  sample of the user's utterance left the client. The synthesized utterances are trimmed of
+  leading and trailing silence first, so the last sample sent is the end of speech. Between
+  utterances the received audio is digital zero (max silent RMS seen: ours {ours_silent},
+  peer {peer_silent}).
 - *server breakdown*: our bot's `turn-latency` RTVI server message (Pipecat's
   UserBotLatencyObserver); the stock peer sends none, so those rows are n/a, as is transport.
 - *RTVI metrics*: the TTFB/processing numbers both bots send (`enable_metrics=True`). STT TTFB
@@ -48,8 +50,9 @@ How it is measured (all at one aiortc client, wall clock, over real WebRTC/Opus)
 - *events*: when `user-stopped-speaking` / `bot-started-speaking` reached the client, after the
   end of the user's speech; "first audio after bot-started-speaking" is the audio path.
 - *barge-in stop*: 1.5 s into the answer the client says "{interruption}"; stop = arrival of
-  the last voiced chunk before >= 300 ms of silence, counted from the bot-interrupted notice
-  on (so a pause between sentences is not taken for the stop), minus the interruption start.
+  the last voiced bot chunk before the bot-interrupted notice + 0.5 s (queued audio may drain
+  after the notice; our bot goes quiet before it), minus the first sample of the
+  interruption. Skipped when the bot was already silent for 300 ms when it started.
 - *WER*: utterance text vs the final `user-transcription` messages of the turn (jiwer,
   lowercase, no punctuation), over all turns.
 - Sequential runs: blocks of {per_call} turns in one session (opened by one unmeasured warm-up

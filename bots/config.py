@@ -64,8 +64,11 @@ class TurnTakingConfig(_Strict):
     vad_min_volume: Annotated[float, Field(ge=0.0, le=1.0)] = 0.6
     smart_turn: bool = True
     """Use the smart-turn v3 model to judge whether a pause ends the turn."""
-    smart_turn_max_wait_secs: Annotated[float, Field(ge=0.2, le=5.0)] = 1.0
-    """Longest wait after speech when smart-turn judges the turn incomplete."""
+    smart_turn_max_wait_secs: Annotated[float, Field(ge=0.2, le=5.0)] = 0.8
+    """Longest silence before the turn ends when smart-turn judges it incomplete. Pipecat's
+    default is 3 s; smart-turn v3 calls some complete sentences incomplete (one of the ten
+    benchmark utterances, every time), so this is paid in full there. 0.8 s still lets a
+    person pause mid-thought."""
     barge_in: bool = True
     """Whether the person can interrupt the avatar by speaking."""
     barge_in_grace_ms: Annotated[int, Field(ge=0, le=3000)] = 300
