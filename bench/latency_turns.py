@@ -193,6 +193,8 @@ def barge_in_stop(call: BotCall, start: float, end: float) -> dict:
     stopped = stop_time(call, start, anchor)
     if stopped is None:
         return {**result, "stop_ms": None, "error": "bot audio did not stop"}
+    if stopped < start:  # a pause of its own began just before and it never resumed
+        return {**result, "skipped": "bot paused on its own as the interruption started"}
     return {**result, "stop_ms": _ms(stopped - start)}
 
 

@@ -32,7 +32,7 @@ class VADListener:
     """Callbacks for the VAD's transitions (any may be None)."""
 
     on_onset: Callable[[], None] | None = None
-    """First frame whose Silero score passes ``confidence`` while the VAD is quiet."""
+    """First frame whose Silero score passes ``onset_confidence`` while the VAD is quiet."""
     on_false_start: Callable[[], None] | None = None
     """No speech-like frame for ``FALSE_START_SECS`` after an onset, VAD still quiet."""
     on_start: Callable[[], None] | None = None
@@ -63,12 +63,22 @@ class ReportingSileroVAD(SileroVADAnalyzer):
 
     Args:
         listeners: who to tell.
+        onset_confidence: Silero score that counts as a speech-like frame for the onset. Lower
+            than the VAD's own threshold: an onset only holds the bot's voice for a moment,
+            so reacting one frame sooner is worth a few more false starts.
         **kwargs: ``SileroVADAnalyzer`` arguments.
     """
 
-    def __init__(self, *, listeners: list[VADListener] | None = None, **kwargs):
+    def __init__(
+        self,
+        *,
+        listeners: list[VADListener] | None = None,
+        onset_confidence: float = 0.5,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         self.listeners = listeners or []
+        self._onset_confidence = onset_confidence
         self._reported = VADState.QUIET
         self._peak_confidence = 0.0  # highest Silero score in the current analyze_audio call
         self._audio_secs = 0.0
@@ -94,7 +104,7 @@ class ReportingSileroVAD(SileroVADAnalyzer):
             VADState.QUIET,
             VADState.STARTING,
         )
-        if self._peak_confidence >= self.params.confidence:
+        if self._peak_confidence >= min(self._onset_confidence, self.params.confidence):
             self._last_speechlike = now
         elif now - self._last_speechlike >= FALSE_START_SECS:
             self._ignore_until_gap = False
