@@ -32,11 +32,6 @@ class PlaybackGate:
         self._name = name
         self._closed_at = 0.0
 
-    @property
-    def is_open(self) -> bool:
-        """Whether audio flows."""
-        return self._open.is_set()
-
     def attach(self, output: BaseOutputTransport) -> None:
         """Route ``output``'s audio writes through the gate."""
         write = output.write_audio_frame

@@ -273,11 +273,16 @@ class WhisperCppSTTService(SegmentedSTTService):
         if not self._user_speaking or (self._early and not self._early.done()):
             return
         pcm = bytes(self._audio_buffer) + self._trailing_silence()
-        samples = _to_float(pcm, self.sample_rate)
-        self._early = self.create_task(
-            asyncio.to_thread(self._whisper.transcribe, samples), name="early_transcription"
-        )
+        self._early = self.create_task(self._transcribe(pcm), name="early_transcription")
         self._early_valid = True
+
+    async def _transcribe(self, pcm: bytes, *, interim: bool = False) -> str | None:
+        """Convert and transcribe 16-bit PCM in a worker thread (both are CPU work)."""
+
+        def work() -> str | None:
+            return self._whisper.transcribe(_to_float(pcm, self.sample_rate), interim=interim)
+
+        return await asyncio.to_thread(work)
 
     def speech_resumed(self) -> None:
         """Speech came back before the stop: the early transcript is missing words."""
@@ -321,9 +326,7 @@ class WhisperCppSTTService(SegmentedSTTService):
             pcm = bytes(self._audio_buffer)
             if len(pcm) < self.sample_rate:  # under 0.5 s: nothing worth showing yet
                 continue
-            text = await asyncio.to_thread(
-                self._whisper.transcribe, _to_float(pcm, self.sample_rate), interim=True
-            )
+            text = await self._transcribe(pcm, interim=True)
             text = clean_transcript(text or "")
             if text:
                 await self.push_frame(
@@ -338,8 +341,7 @@ class WhisperCppSTTService(SegmentedSTTService):
                 logger.debug(f"{self}: using the transcription started at the pause")
                 text = await early
             else:
-                samples = _to_float(audio, self.sample_rate)
-                text = await asyncio.to_thread(self._whisper.transcribe, samples)
+                text = await self._transcribe(audio)
         except Exception as e:  # a broken model must not kill the session
             logger.exception(f"{self}: whisper.cpp failed")
             yield ErrorFrame(f"Speech recognition failed: {e}")
