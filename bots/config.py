@@ -88,10 +88,27 @@ class AvatarConfig(_Strict):
     blurb: Annotated[str, Field(max_length=200)] = ""
     persona: Annotated[str, Field(min_length=1)]
     greeting: str = ""
+    greeting_returning: str = "Welcome back, {name}! What's on your mind today?"
+    """Said instead of ``greeting`` to someone the avatar knows by name; ``{name}`` is theirs."""
     style_rules: list[str] = Field(default_factory=list)
     voice: VoiceConfig = VoiceConfig()
     llm: LLMConfig = LLMConfig()
     turn_taking: TurnTakingConfig = TurnTakingConfig()
+
+    @field_validator("greeting_returning")
+    @classmethod
+    def _only_name_placeholder(cls, v: str) -> str:
+        try:
+            v.format(name="x")
+        except (KeyError, IndexError, ValueError):
+            raise ValueError("may contain only the placeholder {name}") from None
+        return v
+
+    def greeting_for(self, name: str | None) -> str:
+        """What to say when someone connects: by name if the avatar knows it."""
+        if name and self.greeting_returning:
+            return self.greeting_returning.format(name=name)
+        return self.greeting
 
     @field_validator("id")
     @classmethod

@@ -5,7 +5,7 @@ The graph, top to bottom, is the one in DESIGN.md::
     transport.input()        audio from the browser / mic
     stt                      whisper.cpp; final (and interim) transcriptions
     user_aggregator          Silero VAD + smart-turn decide turns; appends the user turn
-    memory                   long-term memory retrieval (a pass-through slot for now)
+    memory                   long-term memory: puts what the avatar remembers before the turn
     llm                      Ollama or the embedded llama.cpp server, streaming
     reply_text               keeps the reply as generated (for the LLM's prompt cache)
     speech_chunks            first clause of each reply early, then whole sentences
@@ -18,10 +18,14 @@ so STT (upstream of it) still segments on them. Interruptions come from the user
 strategy (``processors.barge_in``): Pipecat then flushes queued LLM tokens, TTS audio and
 output buffers, cancels the LLM stream, and the assistant aggregator keeps only the text whose
 audio was actually played, marked interrupted.
+
+Every finished turn also goes to the session's memory writer (``memory.writer``), which stores
+it and learns from it in the background; reconnecting restores the last conversation.
 """
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 
 from loguru import logger
@@ -50,13 +54,16 @@ from bots.config import AvatarConfig, TurnTakingConfig
 from bots.llm_backend import LLMBackend, resolve_backend
 from bots.models import whisper_ggml
 from bots.settings import get_settings
+from memory.distill import Distiller
+from memory.session import LOCAL_USER, SessionMemory, epoch, open_store
+from memory.store import MemoryStore
 from processors.barge_in import GuardedUserTurnStartStrategy
 from processors.first_clause import FirstClauseTextAggregator
-from processors.memory_retrieval import NoMemoryRetrieval
+from processors.memory_retrieval import MemoryRetrieval
 from processors.piper_tts import LocalPiperTTSService
 from processors.playback_gate import PlaybackGate
 from processors.reply_text import ReplyTextRecorder
-from processors.turn_latency import TurnLatencyObserver
+from processors.turn_latency import TurnLatency, TurnLatencyObserver
 from processors.vad_events import ReportingSileroVAD, VADListener
 from processors.whisper_stt import WhisperCppSTTService
 
@@ -138,13 +145,32 @@ class VoiceSession:
     worker: PipelineWorker
     context: LLMContext
     latency: TurnLatencyObserver
+    memory: SessionMemory | None = None
     transcript: list[TranscriptEntry] = field(default_factory=list)
     services: dict = field(default_factory=dict)
+    last_latency: TurnLatency | None = None
+
+    async def prepare(self) -> None:
+        """Before the session runs: restore the last conversation with this person."""
+        if self.memory:
+            restored = await self.memory.open()
+            if restored:
+                self.context.add_messages(restored)
+                logger.info(
+                    f"[{self.latency.session}] restored {len(restored)} turns of the last"
+                    " conversation"
+                )
 
     async def greet(self) -> None:
-        """Say the avatar's greeting (kept in the context as the avatar's first line)."""
-        if self.avatar.greeting:
-            await self.worker.queue_frames([TTSSpeakFrame(self.avatar.greeting)])
+        """Say the greeting, by name to someone the avatar knows (kept in the context)."""
+        greeting = self.avatar.greeting_for(self.memory.name if self.memory else None)
+        if greeting:
+            await self.worker.queue_frames([TTSSpeakFrame(greeting)])
+
+    async def finish(self) -> None:
+        """After the session: finish writing its memories (last chunk, distillation)."""
+        if self.memory:
+            await self.memory.close()
 
 
 def build_session(
@@ -153,6 +179,8 @@ def build_session(
     *,
     backend: LLMBackend | None = None,
     session_id: str = "",
+    user_id: str = LOCAL_USER,
+    memory: MemoryStore | bool = True,
     idle_timeout_secs: float | None = 300,
 ) -> VoiceSession:
     """Wire the frame graph for one connection.
@@ -161,7 +189,10 @@ def build_session(
         avatar: which character to be.
         transport: the connection (SmallWebRTC, WebSocket, local audio, Daily).
         backend: LLM server to use; resolved (Ollama, else embedded) when omitted.
-        session_id: label for logs.
+        session_id: this conversation's id (stored with its turns; labels logs).
+        user_id: who is talking (whose memories are read and written).
+        memory: the memory store to use; True: the configured one (unless
+            ``AVATARS_MEMORY=0``); False: remember nothing.
         idle_timeout_secs: end the session after this long with nobody speaking.
 
     Raises:
@@ -189,7 +220,19 @@ def build_session(
     user_aggregator, assistant_aggregator = LLMContextAggregatorPair(
         context, user_params=user_turn_params(avatar.turn_taking, listeners)
     )
-    memory = NoMemoryRetrieval()
+    session_memory = _session_memory(avatar, backend, memory, user_id, session_id)
+    retrieval = None
+    if session_memory:
+        retrieval = MemoryRetrieval(
+            session_memory.recaller,
+            avatar_name=avatar.name,
+            timeout_secs=settings.memory_timeout_ms / 1000,
+        )
+
+        @stt.event_handler("on_final_transcript")
+        async def _prefetch(_stt, text: str):
+            retrieval.prefetch(text)
+
     llm = build_llm(avatar, backend)
     reply_text = ReplyTextRecorder()
     speech_chunks = LLMTextProcessor(text_aggregator=FirstClauseTextAggregator())
@@ -197,20 +240,19 @@ def build_session(
 
     output = transport.output()
     gate.attach(output)
-    pipeline = Pipeline(
-        [
-            transport.input(),
-            stt,
-            user_aggregator,
-            memory,
-            llm,
-            reply_text,
-            speech_chunks,
-            tts,
-            output,
-            assistant_aggregator,
-        ]
-    )
+    graph = [
+        transport.input(),
+        stt,
+        user_aggregator,
+        retrieval,
+        llm,
+        reply_text,
+        speech_chunks,
+        tts,
+        output,
+        assistant_aggregator,
+    ]
+    pipeline = Pipeline([p for p in graph if p is not None])
     latency = TurnLatencyObserver(session=session_id or avatar.id)
     worker = PipelineWorker(
         pipeline,
@@ -225,13 +267,23 @@ def build_session(
         worker=worker,
         context=context,
         latency=latency,
-        services={"stt": stt, "llm": llm, "tts": tts},
+        memory=session_memory,
+        services={"stt": stt, "llm": llm, "tts": tts, "memory": retrieval},
     )
+
+    async def _remember_latency(lat: TurnLatency):
+        session.last_latency = lat
+
+    latency.add_listener(_remember_latency)
 
     @user_aggregator.event_handler("on_user_turn_stopped")
     async def _on_user_turn(_aggregator, _strategy, message):
         if message.content:
             session.transcript.append(TranscriptEntry("user", message.content))
+            if session_memory:
+                now = time.time()
+                started = epoch(message.timestamp, now)
+                session_memory.writer.turn("user", message.content, started=started, ended=now)
 
     @assistant_aggregator.event_handler("on_assistant_turn_stopped")
     async def _on_assistant_turn(_aggregator, message):
@@ -241,5 +293,39 @@ def build_session(
             session.transcript.append(entry)
             if message.interrupted:
                 logger.info(f"[{latency.session}] interrupted; heard: {message.content!r}")
+            if session_memory:
+                now = time.time()
+                lat, session.last_latency = session.last_latency, None
+                session_memory.writer.turn(
+                    "assistant",
+                    message.content,
+                    started=epoch(message.timestamp, now),
+                    ended=now,
+                    interrupted=message.interrupted,
+                    latency=lat.as_dict() if lat else None,
+                )
 
     return session
+
+
+def _session_memory(
+    avatar: AvatarConfig,
+    backend: LLMBackend,
+    memory: MemoryStore | bool,
+    user_id: str,
+    session_id: str,
+) -> SessionMemory | None:
+    """The session's memory, or None when memory is off."""
+    settings = get_settings()
+    if memory is False or (memory is True and not settings.memory):
+        return None
+    store = memory if isinstance(memory, MemoryStore) else open_store(settings.memory_location)
+    return SessionMemory(
+        store,
+        user_id=user_id,
+        avatar_id=avatar.id,
+        avatar_name=avatar.name,
+        session_id=session_id or f"{avatar.id}-{int(time.time() * 1000)}",
+        distiller=Distiller(backend.base_url, backend.model) if settings.memory_distill else None,
+        restore_tokens=settings.memory_restore_tokens,
+    )

@@ -42,6 +42,25 @@ class Settings(BaseSettings):
     """Interim transcripts every N s while the user speaks; 0 = off. Off by default: on 2
     cores they delay the final transcript (+80 ms p50, +370 ms p95; bench/interim_effect)."""
     data_dir: Path = Path.home() / ".local" / "share" / "local-avatars"
+    memory: bool = True
+    """Long-term memory (stored conversations, memory cards, retrieval). Off: nothing is kept."""
+    memory_uri: str = ""
+    """Where the memory database lives: a directory or a LanceDB URI (``s3://bucket/path``).
+    Empty: ``<data_dir>/memory``."""
+    memory_timeout_ms: int = Field(150, ge=10, le=5000)
+    """Longest a turn waits for its memories before going on without them."""
+    memory_restore_tokens: int = Field(400, ge=0, le=8000)
+    """How much of the last conversation with an avatar comes back on reconnecting
+    (estimated as 4 characters a token). The small default LLM has a 4k context and evaluates
+    ~150-300 prompt tokens/s on 2 cores, so every restored token is paid once at the first
+    reply; bigger models and machines can afford more."""
+    memory_distill: bool = True
+    """Ask the LLM for facts worth remembering when a session ends (patterns always run)."""
+
+    @property
+    def memory_location(self) -> str:
+        """The memory database's directory or URI."""
+        return self.memory_uri or str(self.data_dir / "memory")
 
     @property
     def embedded_llm_url(self) -> str:

@@ -24,6 +24,10 @@ def warm_up_models(avatars: list[AvatarConfig]) -> None:
     started = time.perf_counter()
     settings = get_settings()
     shared_whisper(whisper_ggml(settings.whisper_model), settings.stt_threads)  # warms on load
+    if settings.memory:
+        from memory.session import open_store
+
+        open_store(settings.memory_location).embed("warm up")  # loads MiniLM once
     for avatar in avatars:
         voice = shared_voice(piper_voice(avatar.voice.piper_voice))
         for _ in voice.synthesize("Hello.", syn_config=synthesis_config(avatar.voice)):

@@ -1,28 +1,45 @@
-"""The memory store: an embedded LanceDB database with turns and memory cards, scoped per user.
+"""The memory store: an embedded LanceDB database of turns, recall chunks and memory cards.
 
-``MemoryStore(uri)`` opens (or creates) the database at a directory path or any LanceDB URI.
-Every read and delete takes the ``user_id`` and filters on it inside the query, so one
-person's memories can never come back for another. Cards have a scope: ``user`` (about the
-person, seen by every avatar they talk to) or ``avatar`` (history with one avatar only).
+``MemoryStore(uri)`` opens (or creates) the database at a directory path or any LanceDB URI
+(``s3://...`` works the same way). Every read and delete takes the ``user_id`` and filters on
+it inside the query, so one person's memories can never come back for another.
 
-Schema versions live in a ``meta`` table; ``SCHEMA_VERSION`` is what this code writes, and
-``_migrate`` is where an older database is brought up to date when it is opened.
+Tables:
+    turns   every finished turn as it was spoken (interrupted replies truncated and flagged),
+            with the turn's latency breakdown
+    chunks  3-6 consecutive turns of one conversation, embedded, for "what did we talk about"
+    cards   short distilled facts, embedded. Scope ``user``: about the person, seen by every
+            avatar they talk to. Scope ``avatar``: shared history with one avatar only. A card
+            may have a ``key`` (``"name"``, ``"pet:dog"``, ``"likes:jazz"``): a newer card with
+            the same key replaces the older one, which is how a changed fact is updated.
+    meta    ``schema_version``
+
+Schema versions: ``SCHEMA_VERSION`` is what this code writes; ``_migrate`` brings an older
+database up to date when it is opened (1 -> 2 added ``cards.key`` and the ``chunks`` table).
 """
 
 from __future__ import annotations
 
+import threading
 import time
 import uuid
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
+import numpy as np
 import pyarrow as pa
 
 from memory.embedder import DIMENSIONS, Embedder, shared_embedder
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 Scope = Literal["user", "avatar"]
 
+DUPLICATE_SIMILARITY = 0.9
+"""Two keyless cards this similar (cosine) say the same thing: the newer one replaces the
+older. Measured on MiniLM: paraphrases of one fact score 0.90-0.97, different facts about the
+same thing ("likes jazz" / "likes jazz and blues") ~0.85."""
+
+_VECTOR = pa.list_(pa.float32(), DIMENSIONS)
 _TURNS = pa.schema(
     [
         ("id", pa.string()),
@@ -37,17 +54,31 @@ _TURNS = pa.schema(
         ("latency_json", pa.string()),
     ]
 )
+_CHUNKS = pa.schema(
+    [
+        ("id", pa.string()),
+        ("user_id", pa.string()),
+        ("avatar_id", pa.string()),
+        ("session_id", pa.string()),
+        ("turn_ids", pa.list_(pa.string())),
+        ("text", pa.string()),
+        ("started", pa.float64()),
+        ("ended", pa.float64()),
+        ("vector", _VECTOR),
+    ]
+)
 _CARDS = pa.schema(
     [
         ("id", pa.string()),
         ("user_id", pa.string()),
         ("avatar_id", pa.string()),  # "" for scope "user"
         ("scope", pa.string()),
+        ("key", pa.string()),  # "" when the card has no slot (then similarity dedupes)
         ("text", pa.string()),
         ("source_turn_ids", pa.list_(pa.string())),
         ("created", pa.float64()),
         ("updated", pa.float64()),
-        ("vector", pa.list_(pa.float32(), DIMENSIONS)),
+        ("vector", _VECTOR),
     ]
 )
 _META = pa.schema([("key", pa.string()), ("value", pa.string())])
@@ -59,19 +90,125 @@ def _quote(value: str) -> str:
 
 
 @dataclass
+class Turn:
+    """One stored turn."""
+
+    id: str
+    session_id: str
+    avatar_id: str
+    role: str
+    text: str
+    started: float
+    ended: float
+    interrupted: bool = False
+    latency_json: str = ""
+
+
+@dataclass
 class Card:
-    """A distilled fact, as found by a search (``score``: cosine similarity)."""
+    """A distilled fact (``score``: cosine similarity to the query, when searched)."""
 
     id: str
     text: str
     scope: str
     avatar_id: str
+    key: str
     source_turn_ids: list[str]
+    created: float = 0.0
+    updated: float = 0.0
     score: float = 0.0
 
 
+@dataclass
+class Chunk:
+    """A few consecutive turns of one conversation."""
+
+    id: str
+    session_id: str
+    avatar_id: str
+    text: str
+    turn_ids: list[str]
+    started: float
+    ended: float
+    score: float = 0.0
+
+
+@dataclass
+class CardChange:
+    """What ``upsert_card`` did: ``added``, ``replaced`` (a changed fact) or ``merged``."""
+
+    action: Literal["added", "replaced", "merged"]
+    card_id: str
+    old_text: str = ""
+
+
+@dataclass
+class Conversation:
+    """One session with one avatar, summarized for listing."""
+
+    session_id: str
+    avatar_id: str
+    started: float
+    ended: float
+    turns: int
+    preview: str = ""
+    interrupted: int = 0
+
+
+def _card(row: dict, score: float = 0.0) -> Card:
+    return Card(
+        id=row["id"],
+        text=row["text"],
+        scope=row["scope"],
+        avatar_id=row["avatar_id"],
+        key=row.get("key") or "",
+        source_turn_ids=list(row["source_turn_ids"] or []),
+        created=row["created"],
+        updated=row["updated"],
+        score=score,
+    )
+
+
+def _turn(row: dict) -> Turn:
+    return Turn(
+        id=row["id"],
+        session_id=row["session_id"],
+        avatar_id=row["avatar_id"],
+        role=row["role"],
+        text=row["text"],
+        started=row["started"],
+        ended=row["ended"],
+        interrupted=bool(row["interrupted"]),
+        latency_json=row["latency_json"] or "",
+    )
+
+
+def _chunk(row: dict, score: float = 0.0) -> Chunk:
+    return Chunk(
+        id=row["id"],
+        session_id=row["session_id"],
+        avatar_id=row["avatar_id"],
+        text=row["text"],
+        turn_ids=list(row["turn_ids"] or []),
+        started=row["started"],
+        ended=row["ended"],
+        score=score,
+    )
+
+
+def chunk_text(turns: list[Turn], avatar_name: str = "Assistant") -> str:
+    """How a chunk reads (and is embedded): one ``Speaker: words`` line per turn."""
+    return "\n".join(
+        f"{'User' if t.role == 'user' else avatar_name}: {t.text}" for t in turns if t.text
+    )
+
+
 class MemoryStore:
-    """Turns and memory cards in LanceDB.
+    """Turns, recall chunks and memory cards in LanceDB.
+
+    Methods are blocking (LanceDB and the embedder are); call them from a worker thread on an
+    event loop. Writes are serialized by a lock so a read-modify-write (``upsert_card``) can't
+    interleave with another.
 
     Args:
         uri: a directory (created if missing) or a LanceDB URI.
@@ -81,12 +218,15 @@ class MemoryStore:
     def __init__(self, uri: str, embedder: Embedder | None = None):
         import lancedb
 
+        self.uri = uri
         self._db = lancedb.connect(uri)
         self._embedder = embedder or shared_embedder()
-        existing = set(self._db.table_names())
+        self._write_lock = threading.Lock()
+        existing = set(self._db.list_tables().tables)
+        self._meta = self._open("meta", _META, existing)
         self.turns = self._open("turns", _TURNS, existing)
         self.cards = self._open("cards", _CARDS, existing)
-        self._meta = self._open("meta", _META, existing)
+        self.chunks = self._open("chunks", _CHUNKS, existing)
         self._migrate()
 
     def _open(self, name: str, schema: pa.Schema, existing: set[str]):
@@ -94,17 +234,31 @@ class MemoryStore:
             return self._db.open_table(name)
         return self._db.create_table(name, schema=schema)
 
-    def _migrate(self) -> None:
+    def schema_version(self) -> int:
+        """The version the database on disk is at."""
         rows = self._meta.search().where("key = 'schema_version'").to_list()
-        version = int(rows[0]["value"]) if rows else 0
+        return int(rows[0]["value"]) if rows else 0
+
+    def _migrate(self) -> None:
+        version = self.schema_version()
         if version > SCHEMA_VERSION:
             raise RuntimeError(
-                f"memory database schema {version} is newer than this code ({SCHEMA_VERSION});"
-                " upgrade local-avatars"
+                f"the memory database at {self.uri} has schema {version}, newer than this code "
+                f"({SCHEMA_VERSION}): upgrade local-avatars, or point AVATARS_MEMORY_URI elsewhere"
             )
-        if version < SCHEMA_VERSION:  # 0 -> 1: a fresh database, nothing to convert
-            self._meta.delete("key = 'schema_version'")
-            self._meta.add([{"key": "schema_version", "value": str(SCHEMA_VERSION)}])
+        if version == SCHEMA_VERSION:
+            return
+        if version >= 1 and "key" not in self.cards.schema.names:
+            # 1 -> 2: cards gained a dedupe key; chunks is a new table (created by _open).
+            self.cards.add_columns({"key": "CAST('' AS STRING)"})
+        self._meta.delete("key = 'schema_version'")
+        self._meta.add([{"key": "schema_version", "value": str(SCHEMA_VERSION)}])
+
+    def embed(self, text: str) -> np.ndarray:
+        """One unit-length query vector."""
+        return self._embedder.embed([text])[0]
+
+    # -- writing -------------------------------------------------------------------------
 
     def add_turn(
         self,
@@ -118,26 +272,43 @@ class MemoryStore:
         ended: float | None = None,
         interrupted: bool = False,
         latency_json: str = "",
-    ) -> str:
-        """Store one finished turn as it was spoken; returns its id."""
-        turn_id = uuid.uuid4().hex
-        self.turns.add(
-            [
-                {
-                    "id": turn_id,
-                    "user_id": user_id,
-                    "avatar_id": avatar_id,
-                    "session_id": session_id,
-                    "role": role,
-                    "text": text,
-                    "started": started,
-                    "ended": ended if ended is not None else started,
-                    "interrupted": interrupted,
-                    "latency_json": latency_json,
-                }
-            ]
+    ) -> Turn:
+        """Store one finished turn as it was spoken."""
+        turn = Turn(
+            id=uuid.uuid4().hex,
+            session_id=session_id,
+            avatar_id=avatar_id,
+            role=role,
+            text=text,
+            started=started,
+            ended=ended if ended is not None else started,
+            interrupted=interrupted,
+            latency_json=latency_json,
         )
-        return turn_id
+        with self._write_lock:
+            self.turns.add([{"user_id": user_id, **turn.__dict__}])
+        return turn
+
+    def add_chunk(self, *, user_id: str, turns: list[Turn], avatar_name: str = "Assistant") -> str:
+        """Store (and embed) consecutive turns of one conversation; returns the chunk id."""
+        if not turns:
+            raise ValueError("a chunk needs at least one turn")
+        text = chunk_text(turns, avatar_name)
+        chunk_id = uuid.uuid4().hex
+        row = {
+            "id": chunk_id,
+            "user_id": user_id,
+            "avatar_id": turns[0].avatar_id,
+            "session_id": turns[0].session_id,
+            "turn_ids": [t.id for t in turns],
+            "text": text,
+            "started": turns[0].started,
+            "ended": turns[-1].ended,
+            "vector": self.embed(text),
+        }
+        with self._write_lock:
+            self.chunks.add([row])
+        return chunk_id
 
     def add_card(
         self,
@@ -146,29 +317,106 @@ class MemoryStore:
         text: str,
         scope: Scope,
         avatar_id: str = "",
+        key: str = "",
         source_turn_ids: list[str] | None = None,
     ) -> str:
-        """Store a memory card; ``avatar_id`` is required for scope ``avatar``."""
+        """Store a memory card as is (no dedupe; see ``upsert_card``). Returns its id."""
         if scope == "avatar" and not avatar_id:
             raise ValueError("an avatar-scoped card needs avatar_id")
         now = time.time()
         card_id = uuid.uuid4().hex
-        self.cards.add(
-            [
-                {
-                    "id": card_id,
-                    "user_id": user_id,
-                    "avatar_id": avatar_id if scope == "avatar" else "",
-                    "scope": scope,
-                    "text": text,
-                    "source_turn_ids": source_turn_ids or [],
-                    "created": now,
-                    "updated": now,
-                    "vector": self._embedder.embed([text])[0],
-                }
-            ]
-        )
+        row = {
+            "id": card_id,
+            "user_id": user_id,
+            "avatar_id": avatar_id if scope == "avatar" else "",
+            "scope": scope,
+            "key": key,
+            "text": text,
+            "source_turn_ids": source_turn_ids or [],
+            "created": now,
+            "updated": now,
+            "vector": self.embed(text),
+        }
+        with self._write_lock:
+            self.cards.add([row])
         return card_id
+
+    def upsert_card(
+        self,
+        *,
+        user_id: str,
+        text: str,
+        scope: Scope,
+        avatar_id: str = "",
+        key: str = "",
+        source_turn_ids: list[str] | None = None,
+    ) -> CardChange:
+        """Add a card, or update the card it supersedes.
+
+        The same ``key`` (same user, scope and avatar) means the same slot: the new text
+        replaces the old ("my dog is called Rex" after "... Biscuit"). Without a key, a card
+        whose text is nearly the same (``DUPLICATE_SIMILARITY``) is the same fact said again.
+        Either way the source turns of both are kept.
+        """
+        if scope == "avatar" and not avatar_id:
+            raise ValueError("an avatar-scoped card needs avatar_id")
+        avatar = avatar_id if scope == "avatar" else ""
+        vector = self.embed(text)
+        same_slot = (
+            f"user_id = {_quote(user_id)} AND scope = {_quote(scope)}"
+            f" AND avatar_id = {_quote(avatar)}"
+        )
+        with self._write_lock:
+            old: dict | None = None
+            if key:
+                rows = self.cards.search().where(f"{same_slot} AND key = {_quote(key)}").to_list()
+                old = rows[0] if rows else None
+            else:
+                rows = (
+                    self.cards.search(vector)
+                    .metric("dot")
+                    .where(same_slot, prefilter=True)
+                    .limit(1)
+                    .to_list()
+                )
+                if rows and 1.0 - float(rows[0]["_distance"]) >= DUPLICATE_SIMILARITY:
+                    old = rows[0]
+            now = time.time()
+            if old is None:
+                card_id = uuid.uuid4().hex
+                self.cards.add(
+                    [
+                        {
+                            "id": card_id,
+                            "user_id": user_id,
+                            "avatar_id": avatar,
+                            "scope": scope,
+                            "key": key,
+                            "text": text,
+                            "source_turn_ids": source_turn_ids or [],
+                            "created": now,
+                            "updated": now,
+                            "vector": vector,
+                        }
+                    ]
+                )
+                return CardChange("added", card_id)
+            sources = list(
+                dict.fromkeys([*(old["source_turn_ids"] or []), *(source_turn_ids or [])])
+            )
+            # Rewrite the row (same id and created time): LanceDB's SQL update can't set an
+            # empty list, and a card is one small row.
+            self._replace_card(old, text=text, vector=vector, updated=now, source_turn_ids=sources)
+            same = old["text"].strip().lower() == text.strip().lower()
+            return CardChange("merged" if same else "replaced", old["id"], old["text"])
+
+    def _replace_card(self, row: dict, **changes: Any) -> None:
+        """Rewrite one card row with some fields changed (call with the write lock held)."""
+        new = {name: row[name] for name in _CARDS.names} | changes
+        self.cards.delete(f"id = {_quote(row['id'])}")
+        self.cards.add([new])
+
+    # -- reading -------------------------------------------------------------------------
 
     def _visible(self, user_id: str, avatar_id: str) -> str:
         """The filter for what one avatar may recall about one user."""
@@ -176,9 +424,11 @@ class MemoryStore:
             f"user_id = {_quote(user_id)} AND (scope = 'user' OR avatar_id = {_quote(avatar_id)})"
         )
 
-    def search_cards(self, user_id: str, avatar_id: str, query: str, k: int = 5) -> list[Card]:
+    def search_cards(
+        self, user_id: str, avatar_id: str, query: str | np.ndarray, k: int = 5
+    ) -> list[Card]:
         """The ``k`` cards most similar to ``query`` that this avatar may see of this user."""
-        vector = self._embedder.embed([query])[0]
+        vector = self.embed(query) if isinstance(query, str) else query
         rows = (
             self.cards.search(vector)
             .metric("dot")
@@ -186,28 +436,199 @@ class MemoryStore:
             .limit(k)
             .to_list()
         )
-        return [
-            Card(
-                id=r["id"],
-                text=r["text"],
-                scope=r["scope"],
-                avatar_id=r["avatar_id"],
-                source_turn_ids=list(r["source_turn_ids"]),
-                score=1.0 - float(r["_distance"]),
-            )
-            for r in rows
-        ]
+        return [_card(r, 1.0 - float(r["_distance"])) for r in rows]
 
-    def delete_card(self, user_id: str, card_id: str) -> None:
-        """Delete one card (only if it is this user's)."""
-        self.cards.delete(f"user_id = {_quote(user_id)} AND id = {_quote(card_id)}")
+    def search_chunks(
+        self,
+        user_id: str,
+        avatar_id: str,
+        query: str | np.ndarray,
+        k: int = 2,
+        *,
+        exclude_session: str = "",
+    ) -> list[Chunk]:
+        """The ``k`` past conversation chunks with this avatar most similar to ``query``.
+
+        ``exclude_session``: leave out the current conversation (it is in the context already).
+        """
+        vector = self.embed(query) if isinstance(query, str) else query
+        where = f"user_id = {_quote(user_id)} AND avatar_id = {_quote(avatar_id)}"
+        if exclude_session:
+            where += f" AND session_id != {_quote(exclude_session)}"
+        rows = (
+            self.chunks.search(vector).metric("dot").where(where, prefilter=True).limit(k).to_list()
+        )
+        return [_chunk(r, 1.0 - float(r["_distance"])) for r in rows]
+
+    def list_cards(self, user_id: str, avatar_id: str | None = None) -> list[Card]:
+        """Every card of a user (that ``avatar_id`` may see, if given), newest first."""
+        where = (
+            self._visible(user_id, avatar_id)
+            if avatar_id is not None
+            else f"user_id = {_quote(user_id)}"
+        )
+        rows = self.cards.search().where(where).limit(None).to_list()
+        return sorted((_card(r) for r in rows), key=lambda c: c.updated, reverse=True)
+
+    def get_turns(self, user_id: str, turn_ids: list[str]) -> list[Turn]:
+        """Turns by id (only this user's), in the order they were said."""
+        if not turn_ids:
+            return []
+        ids = ", ".join(_quote(t) for t in turn_ids)
+        rows = (
+            self.turns.search()
+            .where(f"user_id = {_quote(user_id)} AND id IN ({ids})")
+            .limit(None)
+            .to_list()
+        )
+        return sorted((_turn(r) for r in rows), key=lambda t: t.started)
+
+    def conversation(self, user_id: str, session_id: str) -> list[Turn]:
+        """Every turn of one conversation, in order."""
+        rows = (
+            self.turns.search()
+            .where(f"user_id = {_quote(user_id)} AND session_id = {_quote(session_id)}")
+            .limit(None)
+            .to_list()
+        )
+        return sorted((_turn(r) for r in rows), key=lambda t: t.started)
+
+    def conversations(self, user_id: str, avatar_id: str | None = None) -> list[Conversation]:
+        """A user's conversations (with one avatar, if given), newest first."""
+        where = f"user_id = {_quote(user_id)}"
+        if avatar_id is not None:
+            where += f" AND avatar_id = {_quote(avatar_id)}"
+        rows = (
+            self.turns.search()
+            .where(where)
+            .select(["session_id", "avatar_id", "role", "text", "started", "ended", "interrupted"])
+            .limit(None)
+            .to_list()
+        )
+        by_session: dict[str, list[dict]] = {}
+        for r in rows:
+            by_session.setdefault(r["session_id"], []).append(r)
+        out = []
+        for sid, turns in by_session.items():
+            turns.sort(key=lambda r: r["started"])
+            first_user = next((t["text"] for t in turns if t["role"] == "user"), "")
+            out.append(
+                Conversation(
+                    session_id=sid,
+                    avatar_id=turns[0]["avatar_id"],
+                    started=turns[0]["started"],
+                    ended=max(t["ended"] for t in turns),
+                    turns=len(turns),
+                    preview=first_user[:120],
+                    interrupted=sum(1 for t in turns if t["interrupted"]),
+                )
+            )
+        return sorted(out, key=lambda c: c.started, reverse=True)
+
+    def recent_turns(self, user_id: str, avatar_id: str, limit: int = 40) -> list[Turn]:
+        """The last ``limit`` turns between this user and this avatar, oldest first."""
+        rows = (
+            self.turns.search()
+            .where(f"user_id = {_quote(user_id)} AND avatar_id = {_quote(avatar_id)}")
+            .limit(None)
+            .to_list()
+        )
+        turns = sorted((_turn(r) for r in rows), key=lambda t: t.started)
+        return turns[-limit:]
+
+    def count(self, user_id: str) -> dict[str, int]:
+        """How many turns, chunks and cards are stored for a user."""
+        where = f"user_id = {_quote(user_id)}"
+        return {
+            "turns": self.turns.count_rows(where),
+            "chunks": self.chunks.count_rows(where),
+            "cards": self.cards.count_rows(where),
+        }
+
+    # -- deleting ------------------------------------------------------------------------
+
+    def delete_card(self, user_id: str, card_id: str) -> bool:
+        """Delete one card (only if it is this user's); whether it existed."""
+        where = f"user_id = {_quote(user_id)} AND id = {_quote(card_id)}"
+        with self._write_lock:
+            found = self.cards.count_rows(where) > 0
+            self.cards.delete(where)
+        return found
+
+    def delete_conversation(self, user_id: str, session_id: str) -> dict[str, int]:
+        """Delete one conversation: its turns, its chunks, and what was learned only from it.
+
+        A card whose every source turn was in this conversation goes too (deleting a talk
+        should take back what the avatar learned in it); a card also confirmed in another
+        conversation stays, without the deleted sources. Returns how many rows went.
+        """
+        mine = f"user_id = {_quote(user_id)}"
+        with self._write_lock:
+            gone = {
+                r["id"]
+                for r in self.turns.search()
+                .where(f"{mine} AND session_id = {_quote(session_id)}")
+                .select(["id"])
+                .limit(None)
+                .to_list()
+            }
+            deleted = {"turns": len(gone), "chunks": 0, "cards": 0}
+            if not gone:
+                return deleted
+            where = f"{mine} AND session_id = {_quote(session_id)}"
+            deleted["chunks"] = self.chunks.count_rows(where)
+            self.chunks.delete(where)
+            self.turns.delete(where)
+            rows = (
+                self.cards.search()
+                .where(mine)
+                .select(["id", "source_turn_ids"])
+                .limit(None)
+                .to_list()
+            )
+            for r in rows:
+                sources = list(r["source_turn_ids"] or [])
+                kept = [s for s in sources if s not in gone]
+                if len(kept) == len(sources):
+                    continue
+                if not kept:
+                    self.cards.delete(f"id = {_quote(r['id'])}")
+                    deleted["cards"] += 1
+                else:
+                    full = self.cards.search().where(f"id = {_quote(r['id'])}").to_list()[0]
+                    self._replace_card(full, source_turn_ids=kept)
+            return deleted
 
     def forget_user(self, user_id: str) -> None:
         """Delete everything stored about ``user_id``, in every table."""
-        for table in (self.turns, self.cards):
-            table.delete(f"user_id = {_quote(user_id)}")
+        with self._write_lock:
+            for table in (self.turns, self.chunks, self.cards):
+                table.delete(f"user_id = {_quote(user_id)}")
 
-    def count(self, user_id: str) -> dict[str, int]:
-        """How many turns and cards are stored for a user."""
-        where = f"user_id = {_quote(user_id)}"
-        return {"turns": self.turns.count_rows(where), "cards": self.cards.count_rows(where)}
+    # -- upkeep --------------------------------------------------------------------------
+
+    def optimize(self, *, vector_index_min_rows: int = 20_000) -> None:
+        """Index for speed once tables are big; safe to call any time (e.g. at start-up).
+
+        A scalar index on ``user_id`` makes the per-person prefilter cheap, and past
+        ``vector_index_min_rows`` rows an IVF-PQ index replaces the flat scan (see
+        ``bench/memory_retrieval.py`` for what each buys). New rows are searched flat until
+        the next call, so results stay exact for recent memories.
+        """
+        for table in (self.cards, self.chunks, self.turns):
+            rows = table.count_rows()
+            if rows == 0:
+                continue
+            indexed = {tuple(i.columns) for i in table.list_indices()}
+            if ("user_id",) not in indexed:
+                table.create_scalar_index("user_id", index_type="BTREE")
+            searchable = table is not self.turns and ("vector",) not in indexed
+            if searchable and rows >= vector_index_min_rows:
+                table.create_index(
+                    metric="dot",
+                    vector_column_name="vector",
+                    index_type="IVF_PQ",
+                    num_partitions=max(16, int(rows**0.5)),
+                    num_sub_vectors=48,
+                )
+            table.optimize()

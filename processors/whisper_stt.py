@@ -8,6 +8,8 @@ Consumes: ``InputAudioRawFrame`` (16-bit mono PCM), ``VADUserStartedSpeakingFram
 ``speech_paused()`` / ``speech_resumed()`` calls from the VAD analyzer.
 Emits: ``TranscriptionFrame`` (final, one per utterance), ``InterimTranscriptionFrame`` (while
 the user is still speaking, only when the model is idle), ``ErrorFrame`` on failure.
+Event ``on_final_transcript(service, text)``: fired (awaited) as each final transcript is
+ready, before it is pushed; memory retrieval uses it to start searching while the turn ends.
 
 Why it is fast on a CPU:
 
@@ -243,6 +245,7 @@ class WhisperCppSTTService(SegmentedSTTService):
         # the audio since then is still silence.
         self._early: asyncio.Task | None = None
         self._early_valid = False
+        self._register_event_handler("on_final_transcript", sync=True)
 
     async def setup(self, setup):
         """Keep 2 s of audio from before speech starts (Pipecat keeps 1 s).
@@ -351,6 +354,7 @@ class WhisperCppSTTService(SegmentedSTTService):
         text = clean_transcript(text or "")
         if text:
             logger.info(f"{self}: user said: {text!r}")
+            await self._call_event_handler("on_final_transcript", text)
             yield TranscriptionFrame(text, self._user_id, time_now_iso8601(), Language.EN)
 
 

@@ -6,6 +6,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -23,6 +24,8 @@ def free_port() -> int:
 # Tests never use a developer's running Ollama or LLM server: they start their own.
 os.environ["AVATARS_LLM_BACKEND"] = "embedded"
 os.environ.setdefault("AVATARS_LLM_PORT", str(free_port()))
+# ...and never read or write a developer's memories: each run gets its own data dir.
+os.environ["AVATARS_DATA_DIR"] = tempfile.mkdtemp(prefix="avatars-test-")
 
 
 def wait_http(url: str, timeout: float, proc: subprocess.Popen | None = None) -> None:

@@ -49,13 +49,16 @@ def test_forget_me_deletes_everything_of_that_person_only(store):
         text="My dog is called Biscuit", started=time.time(),
     )  # fmt: skip
     store.add_card(
-        user_id="priya", text="Priya's dog is called Biscuit", scope="user", source_turn_ids=[turn]
+        user_id="priya",
+        text="Priya's dog is called Biscuit",
+        scope="user",
+        source_turn_ids=[turn.id],
     )
     store.add_card(user_id="sam", text="Sam's cat is called Pepper", scope="user")
     store.forget_user("priya")
-    assert store.count("priya") == {"turns": 0, "cards": 0}
+    assert store.count("priya") == {"turns": 0, "chunks": 0, "cards": 0}
     assert store.search_cards("priya", "lumina", "dog Biscuit", k=10) == []
-    assert store.count("sam") == {"turns": 0, "cards": 1}
+    assert store.count("sam") == {"turns": 0, "chunks": 0, "cards": 1}
 
 
 def test_ids_with_quotes_cannot_widen_a_filter(store):
@@ -70,3 +73,129 @@ def test_reopening_keeps_data_and_schema_version(tmp_path):
     assert again.count("priya")["cards"] == 1
     rows = again._meta.search().where("key = 'schema_version'").to_list()
     assert [r["value"] for r in rows] == [str(SCHEMA_VERSION)]
+
+
+def say(store, user, text, *, avatar="lumina", session="s1", role="user", at=0.0):
+    return store.add_turn(
+        user_id=user, avatar_id=avatar, session_id=session, role=role, text=text,
+        started=time.time() + at,
+    )  # fmt: skip
+
+
+def test_a_changed_fact_replaces_the_old_card_and_keeps_both_sources(store):
+    t1, t2 = say(store, "priya", "My dog is called Biscuit"), say(store, "priya", "Rex now")
+    first = store.upsert_card(
+        user_id="priya", text="Priya's dog is called Biscuit.", scope="user", key="named:dog",
+        source_turn_ids=[t1.id],
+    )  # fmt: skip
+    second = store.upsert_card(
+        user_id="priya", text="Priya's dog is called Rex.", scope="user", key="named:dog",
+        source_turn_ids=[t2.id],
+    )  # fmt: skip
+    assert (first.action, second.action) == ("added", "replaced")
+    assert second.old_text == "Priya's dog is called Biscuit."
+    (only,) = store.list_cards("priya", "lumina")
+    assert only.text == "Priya's dog is called Rex." and only.source_turn_ids == [t1.id, t2.id]
+
+
+def test_the_same_fact_said_again_is_merged_not_duplicated(store):
+    store.upsert_card(user_id="priya", text="Priya enjoys jazz music.", scope="user")
+    again = store.upsert_card(user_id="priya", text="Priya enjoys jazz music.", scope="user")
+    other = store.upsert_card(user_id="priya", text="Priya works as a nurse.", scope="user")
+    assert (again.action, other.action) == ("merged", "added")
+    assert store.count("priya")["cards"] == 2
+
+
+def test_dedupe_never_crosses_people_or_scopes(store):
+    store.upsert_card(user_id="priya", text="Dog is called Biscuit.", scope="user", key="named:dog")
+    store.upsert_card(user_id="sam", text="Dog is called Biscuit.", scope="user", key="named:dog")
+    store.upsert_card(
+        user_id="priya", text="Dog is called Biscuit.", scope="avatar", avatar_id="captain",
+        key="named:dog",
+    )  # fmt: skip
+    assert store.count("priya")["cards"] == 2 and store.count("sam")["cards"] == 1
+
+
+def test_chunks_and_conversations_stay_with_their_person_and_avatar(store):
+    turns = [say(store, "priya", f"line {i} about sailing boats", at=i) for i in range(4)]
+    store.add_chunk(user_id="priya", turns=turns, avatar_name="Lumina")
+    other = [say(store, "sam", "sailing boats", session="s9", at=i) for i in range(3)]
+    store.add_chunk(user_id="sam", turns=other, avatar_name="Lumina")
+    assert [c.session_id for c in store.search_chunks("priya", "lumina", "sailing")] == ["s1"]
+    assert store.search_chunks("priya", "captain", "sailing") == []
+    assert store.search_chunks("priya", "lumina", "sailing", exclude_session="s1") == []
+    assert [c.session_id for c in store.conversations("priya")] == ["s1"]
+    assert store.get_turns("sam", [t.id for t in turns]) == []
+    assert store.conversation("sam", "s1") == []
+
+
+def test_deleting_a_conversation_takes_what_was_learned_only_from_it(store):
+    a = say(store, "priya", "My dog is called Biscuit", session="a")
+    b = say(store, "priya", "I love jazz", session="b")
+    b2 = say(store, "priya", "My dog Biscuit is great", session="b")
+    store.add_chunk(user_id="priya", turns=[a], avatar_name="Lumina")
+    only_a = store.upsert_card(user_id="priya", text="Dog: Biscuit", scope="user",
+                               key="named:dog", source_turn_ids=[a.id])  # fmt: skip
+    both = store.upsert_card(user_id="priya", text="Likes jazz", scope="user",
+                             key="pref:jazz", source_turn_ids=[a.id, b.id])  # fmt: skip
+    assert store.delete_conversation("priya", "a") == {"turns": 1, "chunks": 1, "cards": 1}
+    cards = {c.id: c for c in store.list_cards("priya")}
+    assert only_a.card_id not in cards
+    assert cards[both.card_id].source_turn_ids == [b.id]
+    assert [t.id for t in store.conversation("priya", "b")] == [b.id, b2.id]
+    assert store.delete_conversation("sam", "b")["turns"] == 0  # not sam's to delete
+
+
+def test_forget_me_leaves_nothing_searchable(store):
+    t = say(store, "priya", "My dog is called Biscuit")
+    store.add_chunk(user_id="priya", turns=[t], avatar_name="Lumina")
+    store.upsert_card(user_id="priya", text="Priya's dog is called Biscuit.", scope="user")
+    store.upsert_card(user_id="priya", text="We sailed", scope="avatar", avatar_id="captain")
+    store.forget_user("priya")
+    assert store.count("priya") == {"turns": 0, "chunks": 0, "cards": 0}
+    for avatar in ("lumina", "captain"):
+        assert store.search_cards("priya", avatar, "dog Biscuit sailed", k=50) == []
+        assert store.search_chunks("priya", avatar, "dog Biscuit", k=50) == []
+        assert store.list_cards("priya", avatar) == []
+    assert store.conversations("priya") == []
+
+
+def test_a_version_1_database_is_migrated_in_place(tmp_path):
+    import lancedb
+    import pyarrow as pa
+
+    from memory.embedder import DIMENSIONS, shared_embedder
+
+    path = str(tmp_path / "v1")
+    db = lancedb.connect(path)
+    v1_cards = pa.schema([
+        ("id", pa.string()), ("user_id", pa.string()), ("avatar_id", pa.string()),
+        ("scope", pa.string()), ("text", pa.string()),
+        ("source_turn_ids", pa.list_(pa.string())), ("created", pa.float64()),
+        ("updated", pa.float64()), ("vector", pa.list_(pa.float32(), DIMENSIONS)),
+    ])  # fmt: skip
+    vector = shared_embedder().embed(["Priya likes jazz"])[0]
+    db.create_table("cards", schema=v1_cards).add([{
+        "id": "c1", "user_id": "priya", "avatar_id": "", "scope": "user",
+        "text": "Priya likes jazz", "source_turn_ids": [], "created": 1.0, "updated": 1.0,
+        "vector": vector,
+    }])  # fmt: skip
+    db.create_table("meta", data=[{"key": "schema_version", "value": "1"}])
+    migrated = MemoryStore(path)
+    assert migrated.schema_version() == SCHEMA_VERSION == 2
+    (card,) = migrated.search_cards("priya", "lumina", "jazz")
+    assert (card.id, card.key) == ("c1", "")
+    assert (
+        migrated.upsert_card(
+            user_id="priya", text="Priya hates jazz", scope="user", key="pref:jazz"
+        ).action
+        == "added"
+    )
+    assert migrated.count("priya")["chunks"] == 0  # the chunks table exists now
+
+
+def test_a_newer_database_is_refused_with_advice(tmp_path):
+    path = str(tmp_path / "future")
+    MemoryStore(path)._meta.update(where="key = 'schema_version'", values={"value": "99"})
+    with pytest.raises(RuntimeError, match="upgrade local-avatars"):
+        MemoryStore(path)

@@ -2,6 +2,8 @@
 
 Routes:
     GET  /                 the talk page (``web/static``; loads nothing from outside)
+    GET  /memory           what each avatar remembers about you, and deleting it
+    /api/memory/...        the memory REST API (``web.memory_api``)
     GET  /api/avatars      the avatars this server offers
     GET  /api/health       LLM, STT and TTS status, with what to do when one is down
     POST /api/offer        SmallWebRTC signaling (Pipecat-compatible), one session per offer
@@ -34,6 +36,7 @@ from bots.models import ModelMissingError
 from bots.warmup import warm_llm, warm_up_models
 from transports.webrtc import webrtc_transport
 from transports.websocket import websocket_transport
+from web.memory_api import memory_router
 from web.sessions import SessionManager
 
 STATIC = Path(__file__).parent / "static"
@@ -95,6 +98,7 @@ def create_app(avatars: list[str] | None = None, *, greet: bool = True) -> FastA
     app = FastAPI(title="Local avatars", lifespan=lifespan)
     app.state.sessions = sessions
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    app.include_router(memory_router(lambda: offered))
 
     def pick_avatar(requested: str | None) -> str:
         avatar_id = requested or offered[0]
@@ -113,6 +117,10 @@ def create_app(avatars: list[str] | None = None, *, greet: bool = True) -> FastA
     @app.get("/", include_in_schema=False)
     async def index():
         return FileResponse(STATIC / "index.html")
+
+    @app.get("/memory", include_in_schema=False)
+    async def memory_page():
+        return FileResponse(STATIC / "memory.html")
 
     @app.get("/api/avatars")
     async def avatars_list():

@@ -8,7 +8,7 @@ when its client disconnects, when it idles out, or on shutdown, and is then forg
 from __future__ import annotations
 
 import asyncio
-import itertools
+import uuid
 from dataclasses import dataclass
 
 from loguru import logger
@@ -19,9 +19,10 @@ from pipecat.workers.runner import WorkerRunner
 from bots.config import AvatarConfig, load_avatar
 from bots.llm_backend import LLMBackend, resolve_backend
 from bots.pipeline import VoiceSession, build_session
+from memory.session import LOCAL_USER
 from processors.turn_latency import TurnLatency
 
-_ids = itertools.count(1)
+_background: set[asyncio.Task] = set()
 
 
 @dataclass
@@ -52,11 +53,18 @@ class SessionManager:
         return avatar, backend
 
     async def start(
-        self, avatar: AvatarConfig, backend: LLMBackend, transport: BaseTransport
+        self,
+        avatar: AvatarConfig,
+        backend: LLMBackend,
+        transport: BaseTransport,
+        *,
+        user_id: str = LOCAL_USER,
     ) -> RunningSession:
-        """Build and start a session for ``avatar`` on ``transport``."""
-        sid = f"{avatar.id}-{next(_ids)}"
-        session = build_session(avatar, transport, backend=backend, session_id=sid)
+        """Build and start a session for ``user_id`` talking to ``avatar`` on ``transport``."""
+        # Unique across restarts: conversations are stored under this id.
+        sid = f"{avatar.id}-{uuid.uuid4().hex[:10]}"
+        session = build_session(avatar, transport, backend=backend, session_id=sid, user_id=user_id)
+        await session.prepare()
 
         @transport.event_handler("on_client_connected")
         async def _on_connected(_transport, _client):
@@ -92,9 +100,15 @@ class SessionManager:
         finally:
             self.active.pop(sid, None)
             logger.info(f"[{sid}] session ended ({len(self.active)} active)")
+            # The last chunk and the LLM's distillation happen after the person has gone.
+            task = asyncio.create_task(session.finish(), name=f"finish-{sid}")
+            _background.add(task)
+            task.add_done_callback(_background.discard)
 
     async def stop_all(self) -> None:
         """Cancel every session (server shutdown)."""
         for running in list(self.active.values()):
             await running.session.worker.cancel()
         await asyncio.gather(*(r.task for r in list(self.active.values())), return_exceptions=True)
+        if _background:
+            await asyncio.wait(list(_background), timeout=30)

@@ -1,0 +1,139 @@
+"""What one avatar remembers about one person, for one turn: profile, memory cards, chunks.
+
+``Recaller.recall(query)`` embeds the person's turn once and searches both cards and past
+conversation chunks with it; ``Recollection.message()`` renders the single delimited system
+message the retrieval processor places in the context. Everything is scoped to one
+``(user_id, avatar_id)`` pair fixed at construction, so a session can only ever read its own
+person's memories.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+
+from memory.extract import profile_name, render_profile
+from memory.store import Card, Chunk, MemoryStore
+
+MEMORY_BEGIN = "[Memory: what you remember about the person you are talking with]"
+MEMORY_END = "[End of memory]"
+
+
+def _ago(ts: float, now: float) -> str:
+    days = int((now - ts) // 86400)
+    if days <= 0:
+        return "earlier today"
+    if days == 1:
+        return "yesterday"
+    if days < 14:
+        return f"{days} days ago"
+    return f"{days // 7} weeks ago"
+
+
+@dataclass
+class Recollection:
+    """The memories found for one turn."""
+
+    profile: str = ""
+    cards: list[Card] = field(default_factory=list)
+    chunks: list[Chunk] = field(default_factory=list)
+    elapsed_ms: float = 0.0
+
+    def message(self, avatar_name: str) -> str:
+        """The delimited memory block ('' when there is nothing to say)."""
+        parts = []
+        if self.profile:
+            parts.append("About them:\n" + self.profile)
+        if self.cards:
+            parts.append("Things they told you:\n" + "\n".join(f"- {c.text}" for c in self.cards))
+        now = time.time()
+        for chunk in self.chunks:
+            said = chunk.text.replace("Assistant:", f"{avatar_name}:")
+            parts.append(f"From a conversation {_ago(chunk.started, now)}:\n{said}")
+        if not parts:
+            return ""
+        body = "\n\n".join(parts)
+        return (
+            f"{MEMORY_BEGIN}\n{body}\nUse these facts when they help answer; don't mention "
+            f"having a memory unless asked.\n{MEMORY_END}"
+        )
+
+
+class Recaller:
+    """Memory retrieval for one person talking with one avatar.
+
+    Args:
+        store: the memory store.
+        user_id: whose memories (the only ones this object can read).
+        avatar_id: which avatar (its ``avatar`` cards and chunks are included).
+        session_id: the current conversation (its chunks are in the context already).
+        k_cards: most memory cards per turn.
+        k_chunks: most past-conversation chunks per turn.
+        min_card_score: cosine similarity a card needs to be brought in.
+        min_chunk_score: the same for chunks (they are longer, so noisier).
+    """
+
+    def __init__(
+        self,
+        store: MemoryStore,
+        *,
+        user_id: str,
+        avatar_id: str,
+        session_id: str,
+        k_cards: int = 3,
+        k_chunks: int = 1,
+        min_card_score: float = 0.3,
+        min_chunk_score: float = 0.4,
+    ):
+        self.store = store
+        self.user_id = user_id
+        self.avatar_id = avatar_id
+        self.session_id = session_id
+        self.k_cards = k_cards
+        self.k_chunks = k_chunks
+        self.min_card_score = min_card_score
+        self.min_chunk_score = min_chunk_score
+        self._profile = ""
+        self._profile_keys: set[str] = set()
+        self.name: str | None = None
+        self._lock = threading.Lock()
+
+    def refresh_profile(self) -> str:
+        """Rebuild the pinned profile from the person's cards (after a write; blocking)."""
+        cards = self.store.list_cards(self.user_id, self.avatar_id)
+        profile = render_profile(cards)
+        with self._lock:
+            self._profile = profile
+            self._profile_keys = {c.id for c in cards if c.scope == "user" and c.key}
+            self.name = profile_name(cards)
+        return profile
+
+    @property
+    def profile(self) -> str:
+        """The pinned "about you" block, as last refreshed."""
+        return self._profile
+
+    def recall(self, query: str) -> Recollection:
+        """Profile plus the cards and chunks relevant to ``query`` (blocking; ~20-30 ms)."""
+        start = time.perf_counter()
+        vector = self.store.embed(query)
+        cards = self.store.search_cards(self.user_id, self.avatar_id, vector, k=self.k_cards + 4)
+        chunks = self.store.search_chunks(
+            self.user_id,
+            self.avatar_id,
+            vector,
+            k=self.k_chunks,
+            exclude_session=self.session_id,
+        )
+        with self._lock:
+            profile, in_profile = self._profile, self._profile_keys
+        # Cards already in the profile block would only be said twice.
+        cards = [c for c in cards if c.score >= self.min_card_score and c.id not in in_profile]
+        chunks = [c for c in chunks if c.score >= self.min_chunk_score]
+        return Recollection(
+            profile=profile,
+            cards=cards[: self.k_cards],
+            chunks=chunks,
+            elapsed_ms=(time.perf_counter() - start) * 1000,
+        )
