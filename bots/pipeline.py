@@ -25,6 +25,7 @@ it and learns from it in the background; reconnecting restores the last conversa
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import dataclass, field
 
@@ -54,6 +55,7 @@ from bots.config import AvatarConfig, TurnTakingConfig
 from bots.llm_backend import LLMBackend, resolve_backend
 from bots.models import whisper_ggml
 from bots.settings import get_settings
+from bots.warmup import prefill
 from memory.distill import Distiller
 from memory.session import LOCAL_USER, SessionMemory, epoch, open_store
 from memory.store import MemoryStore
@@ -149,6 +151,7 @@ class VoiceSession:
     transcript: list[TranscriptEntry] = field(default_factory=list)
     services: dict = field(default_factory=dict)
     last_latency: TurnLatency | None = None
+    _prefill: asyncio.Task | None = None
 
     async def prepare(self) -> None:
         """Before the session runs: restore the last conversation with this person."""
@@ -159,6 +162,10 @@ class VoiceSession:
                 logger.info(
                     f"[{self.latency.session}] restored {len(restored)} turns of the last"
                     " conversation"
+                )
+                system = {"role": "system", "content": self.avatar.system_prompt()}
+                self._prefill = asyncio.create_task(
+                    prefill(self.backend.base_url, self.backend.model, [system, *restored])
                 )
 
     async def greet(self) -> None:

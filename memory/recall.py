@@ -31,6 +31,15 @@ def _ago(ts: float, now: float) -> str:
     return f"{days // 7} weeks ago"
 
 
+def _quoted(line: str, avatar_name: str, max_chars: int = 160) -> str:
+    """``User: text`` as ``- They said: "text"``, long lines cut (the block stays small)."""
+    speaker, _, text = line.partition(": ")
+    who = "They" if speaker == "User" else "You"
+    if len(text) > max_chars:
+        text = text[:max_chars].rsplit(" ", 1)[0] + "..."
+    return f'- {who} said: "{text}"'
+
+
 @dataclass
 class Recollection:
     """The memories found for one turn."""
@@ -49,7 +58,9 @@ class Recollection:
             parts.append("Things they told you:\n" + "\n".join(f"- {c.text}" for c in self.cards))
         now = time.time()
         for chunk in self.chunks:
-            said = chunk.text.replace("Assistant:", f"{avatar_name}:")
+            # Quoted as reported speech, not "Name: line" script, which small models continue.
+            lines = [_quoted(line, avatar_name) for line in chunk.text.splitlines()]
+            said = "\n".join(lines)
             parts.append(f"From a conversation {_ago(chunk.started, now)}:\n{said}")
         if not parts:
             return ""
@@ -94,6 +105,9 @@ class Recaller:
         self.k_chunks = k_chunks
         self.min_card_score = min_card_score
         self.min_chunk_score = min_chunk_score
+        self.in_context = {session_id}
+        """Conversations already in the LLM context (this one, and any restored one): their
+        chunks would only repeat it."""
         self._profile = ""
         self._profile_keys: set[str] = set()
         self.name: str | None = None
@@ -124,7 +138,7 @@ class Recaller:
             self.avatar_id,
             vector,
             k=self.k_chunks,
-            exclude_session=self.session_id,
+            exclude_sessions=sorted(self.in_context),
         )
         with self._lock:
             profile, in_profile = self._profile, self._profile_keys

@@ -112,6 +112,7 @@ class SessionMemory:
             return restorable(recent, self.restore_tokens)
 
         self.restored = await asyncio.to_thread(load)
+        self.recaller.in_context |= {t.session_id for t in self.restored}
         return [{"role": t.role, "content": t.text} for t in self.restored]
 
     async def close(self) -> None:

@@ -445,16 +445,16 @@ class MemoryStore:
         query: str | np.ndarray,
         k: int = 2,
         *,
-        exclude_session: str = "",
+        exclude_sessions: list[str] | tuple[str, ...] = (),
     ) -> list[Chunk]:
         """The ``k`` past conversation chunks with this avatar most similar to ``query``.
 
-        ``exclude_session``: leave out the current conversation (it is in the context already).
+        ``exclude_sessions``: conversations to leave out (those already in the context).
         """
         vector = self.embed(query) if isinstance(query, str) else query
         where = f"user_id = {_quote(user_id)} AND avatar_id = {_quote(avatar_id)}"
-        if exclude_session:
-            where += f" AND session_id != {_quote(exclude_session)}"
+        if exclude_sessions:
+            where += f" AND session_id NOT IN ({', '.join(_quote(x) for x in exclude_sessions)})"
         rows = (
             self.chunks.search(vector).metric("dot").where(where, prefilter=True).limit(k).to_list()
         )

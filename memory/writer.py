@@ -70,6 +70,9 @@ class MemoryWriter:
         self.chunk_size = chunk_size
         self.turns: list[Turn] = []
         self._chunked = 0
+        # User turns since the avatar last spoke: a pause can split one sentence into two
+        # turns ("Hi, my" / "name is Sarah"), so facts are looked for in them together.
+        self._user_run: list[Turn] = []
         self._queue: asyncio.Queue[_Pending | None] = asyncio.Queue()
         self._task: asyncio.Task | None = None
         self._closed = False
@@ -128,11 +131,14 @@ class MemoryWriter:
         )
         self.turns.append(turn)
         if item.role == "user":
-            self._learn(turn)
+            self._user_run.append(turn)
+            self._learn(self._user_run)
+        else:
+            self._user_run = []
         self._write_chunks(False)
 
-    def _learn(self, turn: Turn) -> None:
-        facts = extract_facts(turn.text)
+    def _learn(self, run: list[Turn]) -> None:
+        facts = extract_facts(" ".join(t.text for t in run))
         if not facts:
             return
         name = next((f.value for f in facts if f.key == "name"), None) or self.recaller.name
@@ -142,9 +148,10 @@ class MemoryWriter:
                 text=fact.render(name),
                 scope="user",
                 key=fact.key,
-                source_turn_ids=[turn.id],
+                source_turn_ids=[t.id for t in run],
             )
-            logger.info(f"[{self.session_id}] memory: {change.action} {fact.render(name)!r}")
+            if change.action != "merged":
+                logger.info(f"[{self.session_id}] memory: {change.action} {fact.render(name)!r}")
         self.recaller.refresh_profile()
 
     def _write_chunks(self, final: bool) -> None:

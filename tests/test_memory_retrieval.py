@@ -192,3 +192,18 @@ def test_reconnecting_restores_the_latest_turns_within_the_budget():
     assert kept == turns[-4:]  # 24 "tokens" each
     assert kept[0].role == "user"
     assert restorable(turns, 0) == []
+
+
+async def test_a_sentence_split_by_a_pause_still_teaches_the_fact(store):
+    """The VAD can cut "Hi, my | name is Sarah." into two user turns."""
+    memory = SessionMemory(
+        store, user_id="sarah", avatar_id="lumina", avatar_name="Lumina", session_id="s1"
+    )
+    now = time.time()
+    memory.writer.turn("user", "Hi, my", started=now, ended=now + 0.5)
+    memory.writer.turn("user", "name is Sarah.", started=now + 1, ended=now + 2)
+    await asyncio.sleep(0)
+    await memory.close()
+    (card,) = store.list_cards("sarah", "lumina")
+    assert card.text == "The user's name is Sarah."
+    assert len(card.source_turn_ids) == 2

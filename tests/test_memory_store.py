@@ -123,7 +123,7 @@ def test_chunks_and_conversations_stay_with_their_person_and_avatar(store):
     store.add_chunk(user_id="sam", turns=other, avatar_name="Lumina")
     assert [c.session_id for c in store.search_chunks("priya", "lumina", "sailing")] == ["s1"]
     assert store.search_chunks("priya", "captain", "sailing") == []
-    assert store.search_chunks("priya", "lumina", "sailing", exclude_session="s1") == []
+    assert store.search_chunks("priya", "lumina", "sailing", exclude_sessions=["s1"]) == []
     assert [c.session_id for c in store.conversations("priya")] == ["s1"]
     assert store.get_turns("sam", [t.id for t in turns]) == []
     assert store.conversation("sam", "s1") == []
