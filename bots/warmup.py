@@ -27,7 +27,12 @@ def warm_up_models(avatars: list[AvatarConfig]) -> None:
     if settings.memory:
         from memory.session import open_store
 
-        open_store(settings.memory_location).embed("warm up")  # loads MiniLM once
+        store = open_store(settings.memory_location)
+        store.embed("warm up")  # loads MiniLM once
+        try:
+            store.optimize()  # indexes once the tables are big (bench/memory_retrieval.py)
+        except Exception as e:  # an index is an optimization: never refuse to start over it
+            logger.warning(f"memory: could not index the store ({e}); searches stay exact")
     for avatar in avatars:
         voice = shared_voice(piper_voice(avatar.voice.piper_voice))
         for _ in voice.synthesize("Hello.", syn_config=synthesis_config(avatar.voice)):
