@@ -93,4 +93,3 @@ async def prefill(base_url: str, model: str, messages: list[dict]) -> None:
             )
     except httpx.HTTPError as e:
         logger.debug(f"prefill skipped: {e}")
-

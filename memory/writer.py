@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from loguru import logger
@@ -28,6 +29,21 @@ from memory.distill import Distiller
 from memory.extract import extract_facts
 from memory.recall import Recaller
 from memory.store import MemoryStore, Turn
+
+_distilling = asyncio.Lock()
+_llm_idle: Callable[[], bool] = lambda: True  # noqa: E731
+DISTILL_MAX_WAIT_SECS = 600.0
+
+
+def when_llm_idle(check: Callable[[], bool]) -> None:
+    """Tell writers how to see that nobody is talking (distillation waits for it).
+
+    The local LLM server answers one request at a time: a distillation while someone else in
+    the room is talking would hold up their reply by seconds. The session manager registers
+    "no session is active" here.
+    """
+    global _llm_idle
+    _llm_idle = check
 
 
 @dataclass
@@ -164,9 +180,17 @@ class MemoryWriter:
 
     async def _distill(self) -> None:
         assert self.distiller is not None
-        facts = await asyncio.to_thread(
-            self.distiller.distill, self.turns, self.recaller.name, self.avatar_name
-        )
+        async with _distilling:  # one at a time, and only while nobody is talking
+            waited = 0.0
+            while not _llm_idle():
+                if waited >= DISTILL_MAX_WAIT_SECS:
+                    logger.info(f"[{self.session_id}] memory: room never idle; not distilled")
+                    return
+                await asyncio.sleep(2.0)
+                waited += 2.0
+            facts = await asyncio.to_thread(
+                self.distiller.distill, self.turns, self.recaller.name, self.avatar_name
+            )
         for fact in facts:
             change = await asyncio.to_thread(
                 self.store.upsert_card,

@@ -26,6 +26,9 @@ os.environ["AVATARS_LLM_BACKEND"] = "embedded"
 os.environ.setdefault("AVATARS_LLM_PORT", str(free_port()))
 # ...and never read or write a developer's memories: each run gets its own data dir.
 os.environ["AVATARS_DATA_DIR"] = tempfile.mkdtemp(prefix="avatars-test-")
+# End-of-session LLM distillation would run between tests and slow the next test's first
+# reply on the one shared LLM server; test_memory_e2e exercises it directly.
+os.environ["AVATARS_MEMORY_DISTILL"] = "0"
 
 
 def wait_http(url: str, timeout: float, proc: subprocess.Popen | None = None) -> None:

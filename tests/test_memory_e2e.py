@@ -19,6 +19,7 @@ from pipecat.workers.runner import WorkerRunner
 
 from bots.config import load_avatar
 from bots.pipeline import VoiceSession, build_session
+from memory.distill import Distiller
 from memory.recall import MEMORY_BEGIN
 from memory.store import MemoryStore
 from tests.conftest import wait_for
@@ -98,6 +99,16 @@ async def test_a_fact_told_in_one_session_is_recalled_in_the_next(tmp_path, llm_
     assert any("biscuit" in h.lower() for h in heard), f"transcribed {heard}"
     cards = {c.text for c in store.list_cards("biscuit-owner", "lumina")}
     assert "Sarah's dog is called Biscuit." in cards, cards
+    # The LLM's end-of-session distillation, on the real server: whatever the small model
+    # says, only lines grounded in Sarah's own words come back.
+    said = store.conversation("biscuit-owner", "first")
+    distilled = await asyncio.to_thread(
+        Distiller(llm_backend.base_url, llm_backend.model).distill, said, "Sarah", "Lumina"
+    )
+    logger.info(f"distilled: {[f.text for f in distilled]}")
+    user_words = " ".join(t.text.lower() for t in said if t.role == "user")
+    for fact in distilled:
+        assert fact.source_turn_ids and any(w in user_words for w in fact.text.lower().split())
 
     session, transport, contexts, task = await run_session(store, llm_backend, "second")
     try:

@@ -88,7 +88,11 @@ class Running:
 async def lumina(llm_backend):
     transport = ScriptedTransport()
     session = build_session(
-        load_avatar("lumina"), transport, backend=llm_backend, idle_timeout_secs=None
+        load_avatar("lumina"),
+        transport,
+        backend=llm_backend,
+        user_id=f"pipeline-test-{time.monotonic_ns()}",  # a stranger: nothing to restore
+        idle_timeout_secs=None,
     )
     running = Running(session, transport)
     await asyncio.sleep(1.5)  # pipeline start + VAD settling on silence

@@ -20,6 +20,7 @@ from bots.config import AvatarConfig, load_avatar
 from bots.llm_backend import LLMBackend, resolve_backend
 from bots.pipeline import VoiceSession, build_session
 from memory.session import LOCAL_USER
+from memory.writer import when_llm_idle
 from processors.turn_latency import TurnLatency
 
 _background: set[asyncio.Task] = set()
@@ -40,6 +41,7 @@ class SessionManager:
     def __init__(self, *, greet: bool = True):
         self.greet = greet
         self.active: dict[str, RunningSession] = {}
+        when_llm_idle(lambda: not self.active)
 
     async def prepare(self, avatar_id: str) -> tuple[AvatarConfig, LLMBackend]:
         """Check that a session for ``avatar_id`` can start, before accepting a connection.
