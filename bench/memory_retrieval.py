@@ -1,7 +1,10 @@
 """Memory retrieval latency at 1k, 10k and 100k stored memory cards.
 
     .venv/bin/python -m bench.memory_retrieval [--sizes 1000 10000 100000] [--queries 200]
-        [--out bench/results]
+        [--out bench/results] [--budget 15] [--alt-indexes]
+
+About 11 minutes on 2 cores with the defaults (building the 100k IVF_PQ index alone takes
+over 2); run it on an otherwise idle machine, the per-state load average is in the JSON.
 
 For each size a fresh LanceDB database is built in a temporary directory through
 ``memory.store.MemoryStore`` and filled in bulk (``store.cards.add`` / ``store.chunks.add``
@@ -18,7 +21,10 @@ noise (sigma 0.01 per dimension, about 0.98 cosine to the original), renormalize
 length. The query vectors are real MiniLM embeddings of distinct, realistic questions.
 
 Measured per size, for both queried users, over ``--queries`` distinct questions (after a few
-warm-up queries), as p50 / p95 / mean milliseconds:
+warm-up queries), as p50 / p95 / mean milliseconds. A series (one user, one state, one
+measurement) that passes ``--budget`` seconds stops after at least ``MIN_QUERIES`` queries,
+so the slow flat searches at 100k don't take the run past ~10 minutes; the Markdown marks
+such cells with their ``n``.
 
 * ``recall``: ``Recaller.recall(query)`` end to end (embedding + card search + chunk search);
 * ``search``: the search part alone with the pre-embedded query vector (``search_cards`` with
