@@ -109,7 +109,8 @@ async def test_spoken_question_is_transcribed_and_answered_out_loud(lumina: Runn
         lambda: lumina.transport.voiced(since=spoke_at), 15, "the bot to answer out loud"
     )
     first_audio_after = voiced[0].at - spoke_at
-    await wait_for(lambda: lumina.turns("assistant"), 30, "the bot to finish its answer")
+    # An 80-token reply is ~30 s of speech, and it only counts as a turn once fully spoken.
+    await wait_for(lambda: lumina.turns("assistant"), 60, "the bot to finish its answer")
 
     heard = lumina.turns("user")[0].text
     assert wer(question, heard) <= 0.2, f"transcribed {heard!r}"
