@@ -202,6 +202,38 @@ def _chunk(row: dict, score: float = 0.0) -> Chunk:
     )
 
 
+def _card_avatar(scope: str, avatar_id: str) -> str:
+    """The ``avatar_id`` a card is stored with: its avatar's for scope ``avatar``, else ''."""
+    if scope == "avatar" and not avatar_id:
+        raise ValueError("an avatar-scoped card needs avatar_id")
+    return avatar_id if scope == "avatar" else ""
+
+
+def _new_card(
+    user_id: str,
+    text: str,
+    scope: str,
+    avatar_id: str,
+    key: str,
+    source_turn_ids: list[str] | None,
+    vector: np.ndarray,
+) -> dict:
+    """A fresh ``cards`` row."""
+    now = time.time()
+    return {
+        "id": uuid.uuid4().hex,
+        "user_id": user_id,
+        "avatar_id": _card_avatar(scope, avatar_id),
+        "scope": scope,
+        "key": key,
+        "text": text,
+        "source_turn_ids": source_turn_ids or [],
+        "created": now,
+        "updated": now,
+        "vector": vector,
+    }
+
+
 def chunk_text(turns: list[Turn], avatar_name: str = "Assistant") -> str:
     """How a chunk reads (and is embedded): one ``Speaker: words`` line per turn."""
     return "\n".join(
@@ -327,25 +359,10 @@ class MemoryStore:
         source_turn_ids: list[str] | None = None,
     ) -> str:
         """Store a memory card as is (no dedupe; see ``upsert_card``). Returns its id."""
-        if scope == "avatar" and not avatar_id:
-            raise ValueError("an avatar-scoped card needs avatar_id")
-        now = time.time()
-        card_id = uuid.uuid4().hex
-        row = {
-            "id": card_id,
-            "user_id": user_id,
-            "avatar_id": avatar_id if scope == "avatar" else "",
-            "scope": scope,
-            "key": key,
-            "text": text,
-            "source_turn_ids": source_turn_ids or [],
-            "created": now,
-            "updated": now,
-            "vector": self.embed(text),
-        }
+        row = _new_card(user_id, text, scope, avatar_id, key, source_turn_ids, self.embed(text))
         with self._write_lock:
             self.cards.add([row])
-        return card_id
+        return row["id"]
 
     def upsert_card(
         self,
@@ -364,9 +381,7 @@ class MemoryStore:
         whose text is nearly the same (``DUPLICATE_SIMILARITY``) is the same fact said again.
         Either way the source turns of both are kept.
         """
-        if scope == "avatar" and not avatar_id:
-            raise ValueError("an avatar-scoped card needs avatar_id")
-        avatar = avatar_id if scope == "avatar" else ""
+        avatar = _card_avatar(scope, avatar_id)
         vector = self.embed(text)
         same_slot = (
             f"user_id = {_quote(user_id)} AND scope = {_quote(scope)}"
@@ -388,32 +403,18 @@ class MemoryStore:
                 )
                 if rows and 1.0 - float(rows[0]["_distance"]) >= DUPLICATE_SIMILARITY:
                     old = rows[0]
-            now = time.time()
             if old is None:
-                card_id = uuid.uuid4().hex
-                self.cards.add(
-                    [
-                        {
-                            "id": card_id,
-                            "user_id": user_id,
-                            "avatar_id": avatar,
-                            "scope": scope,
-                            "key": key,
-                            "text": text,
-                            "source_turn_ids": source_turn_ids or [],
-                            "created": now,
-                            "updated": now,
-                            "vector": vector,
-                        }
-                    ]
-                )
-                return CardChange("added", card_id)
+                row = _new_card(user_id, text, scope, avatar, key, source_turn_ids, vector)
+                self.cards.add([row])
+                return CardChange("added", row["id"])
             sources = list(
                 dict.fromkeys([*(old["source_turn_ids"] or []), *(source_turn_ids or [])])
             )
             # Rewrite the row (same id and created time): LanceDB's SQL update can't set an
             # empty list, and a card is one small row.
-            self._replace_card(old, text=text, vector=vector, updated=now, source_turn_ids=sources)
+            self._replace_card(
+                old, text=text, vector=vector, updated=time.time(), source_turn_ids=sources
+            )
             same = old["text"].strip().lower() == text.strip().lower()
             return CardChange("merged" if same else "replaced", old["id"], old["text"])
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import subprocess
 import sys
 import time
@@ -22,6 +21,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from tests.conftest import free_port, wait_http
+from tests.test_page_browser import BROWSER_FLAGS, CHROMIUM, needs_chromium
 
 ROOT = Path(__file__).resolve().parents[1]
 STATIC = ROOT / "web" / "static"
@@ -119,16 +119,6 @@ def test_talk_page_links_to_the_memory_page():
 
 # ---------- in a browser: see a memory, ask why, delete it ----------
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-needs_chromium = pytest.mark.skipif(CHROMIUM is None, reason="needs Debian's chromium")
-BROWSER_FLAGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 # The app without its lifespan: no STT/TTS/LLM warm-up, which this page does not need.
 SERVE = (
     "import sys, uvicorn; from web.app import create_app; "

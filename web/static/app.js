@@ -1,6 +1,7 @@
 // The talk page: picks the avatar, runs one Call at a time, and turns RTVI messages into a
 // live transcript. Message shapes are Pipecat's (pipecat/processors/frameworks/rtvi/).
 import { Call, CallError, describeDetail } from "./call.js";
+import { hashHue, withCode } from "./ui.js";
 
 const $ = (id) => document.getElementById(id);
 const ui = {
@@ -466,18 +467,6 @@ function showBanner(text) {
   ui.banner.hidden = false;
 }
 
-/** The server's messages quote commands in backticks ("run `make llm`"): show them as code. */
-function withCode(text) {
-  return String(text)
-    .split("`")
-    .map((part, i) => {
-      if (i % 2 === 0) return document.createTextNode(part);
-      const code = document.createElement("code");
-      code.textContent = part;
-      return code;
-    });
-}
-
 function addDetail(key, value) {
   let row = ui.details.querySelector(`[data-key="${CSS.escape(key)}"]`);
   if (!row) {
@@ -498,15 +487,6 @@ function initialsOf(name) {
   // One letter for one word ("L"), two for a full name ("AL"): big and legible either way.
   const letters = words.length > 1 ? words[0][0] + words.at(-1)[0] : (words[0]?.[0] ?? "?");
   return letters.toUpperCase();
-}
-
-// Hues that keep white text readable on the gradients (no yellows or light greens).
-const HUES = [222, 250, 272, 295, 320, 345, 8, 190];
-
-function hashHue(s) {
-  let h = 0;
-  for (const c of s) h = (h * 31 + c.codePointAt(0)) >>> 0;
-  return HUES[h % HUES.length];
 }
 
 async function getJSON(url) {

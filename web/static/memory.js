@@ -2,6 +2,7 @@
 // deleting any of it. Talks to the REST API in web/memory_api.py. Every piece of data goes
 // into the page as text (textContent), never as markup.
 import { describeDetail } from "./call.js";
+import { hashHue, withCode } from "./ui.js";
 
 const $ = (id) => document.getElementById(id);
 const ui = {
@@ -490,27 +491,6 @@ function showError(text) {
 
 function hideError() {
   ui.banner.hidden = true;
-}
-
-/** The server's messages quote settings in backticks: show them as code. */
-function withCode(text) {
-  return String(text)
-    .split("`")
-    .map((part, i) => {
-      if (i % 2 === 0) return document.createTextNode(part);
-      const code = document.createElement("code");
-      code.textContent = part;
-      return code;
-    });
-}
-
-// Hues that keep white text readable on the gradients (the same list as app.js).
-const HUES = [222, 250, 272, 295, 320, 345, 8, 190];
-
-function hashHue(s) {
-  let h = 0;
-  for (const c of s) h = (h * 31 + c.codePointAt(0)) >>> 0;
-  return HUES[h % HUES.length];
 }
 
 class HttpError extends Error {
