@@ -11,10 +11,22 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from typing import TypeVar
+
+import numpy as np
 
 from memory.extract import profile_name, render_profile
 from memory.store import Card, Chunk, MemoryStore
+
+T = TypeVar("T", Card, Chunk)
+
+MAX_CACHED_ROWS = 50_000
+"""A session keeps its person's cards and past chunks (and their vectors) in memory and
+searches them with one matrix product: ~0.1 ms at 1k rows and ~2 ms at 20k, against 8-12 ms
+per LanceDB query even at 1k rows (bench/results/memory_retrieval.md), which alone would break
+the 30 ms per-turn budget. Beyond this many rows (~75 MB) it searches LanceDB's index instead.
+The store stays the record: every change bumps a per-person version and the copy is reloaded."""
 
 MEMORY_BEGIN = "[Memory: what you remember about the person you are talking with]"
 MEMORY_END = "[End of memory]"
@@ -38,6 +50,15 @@ def _quoted(line: str, avatar_name: str, max_chars: int = 160) -> str:
     if len(text) > max_chars:
         text = text[:max_chars].rsplit(" ", 1)[0] + "..."
     return f'- {who} said: "{text}"'
+
+
+def _nearest(items: list[T], vectors: np.ndarray, query: np.ndarray, k: int) -> list[T]:
+    """The ``k`` items whose (unit) vectors are closest to ``query``, scored by cosine."""
+    if not items:
+        return []
+    scores = vectors @ query
+    top = np.argsort(-scores)[:k]
+    return [replace(items[i], score=float(scores[i])) for i in top]
 
 
 @dataclass
@@ -112,16 +133,39 @@ class Recaller:
         self._profile_keys: set[str] = set()
         self.name: str | None = None
         self._lock = threading.Lock()
+        self._version = -1
+        self._cards: list[Card] = []
+        self._card_vectors: np.ndarray | None = None
+        self._chunks: list[Chunk] = []
+        self._chunk_vectors: np.ndarray | None = None
 
     def refresh_profile(self) -> str:
-        """Rebuild the pinned profile from the person's cards (after a write; blocking)."""
-        cards = self.store.list_cards(self.user_id, self.avatar_id)
+        """Reload this person's cards and past chunks, and rebuild the profile (blocking).
+
+        The writer calls it after each change, in its worker thread, so the turn itself
+        rarely has to (``recall`` reloads only if the store changed since).
+        """
+        version = self.store.version(self.user_id)  # before reading: a later write reloads
+        cards, card_vectors = self.store.visible_cards(self.user_id, self.avatar_id)
+        chunks, chunk_vectors = self.store.past_chunks(
+            self.user_id, self.avatar_id, sorted(self.in_context)
+        )
         profile = render_profile(cards)
+        small = len(cards) + len(chunks) <= MAX_CACHED_ROWS
         with self._lock:
             self._profile = profile
             self._profile_keys = {c.id for c in cards if c.scope == "user" and c.key}
             self.name = profile_name(cards)
+            self._cards, self._chunks = (cards, chunks) if small else ([], [])
+            self._card_vectors = card_vectors if small else None
+            self._chunk_vectors = chunk_vectors if small else None
+            self._version = version
         return profile
+
+    @property
+    def stale(self) -> bool:
+        """Whether the person's memories changed since they were last loaded."""
+        return self.store.version(self.user_id) != self._version
 
     @property
     def profile(self) -> str:
@@ -129,22 +173,34 @@ class Recaller:
         return self._profile
 
     def recall(self, query: str) -> Recollection:
-        """Profile plus the cards and chunks relevant to ``query`` (blocking; ~20-30 ms)."""
+        """Profile plus the cards and chunks relevant to ``query`` (blocking; ~20 ms)."""
         start = time.perf_counter()
+        if self.stale:
+            self.refresh_profile()
         vector = self.store.embed(query)
-        cards = self.store.search_cards(self.user_id, self.avatar_id, vector, k=self.k_cards + 4)
-        chunks = self.store.search_chunks(
-            self.user_id,
-            self.avatar_id,
-            vector,
-            k=self.k_chunks,
-            exclude_sessions=sorted(self.in_context),
-        )
         with self._lock:
             profile, in_profile = self._profile, self._profile_keys
+            cards, card_vectors = self._cards, self._card_vectors
+            chunks, chunk_vectors = self._chunks, self._chunk_vectors
+        if card_vectors is not None and chunk_vectors is not None:
+            found_cards = _nearest(cards, card_vectors, vector, self.k_cards + 4)
+            found_chunks = _nearest(chunks, chunk_vectors, vector, self.k_chunks)
+        else:  # too many to keep in memory: LanceDB's indexed search
+            found_cards = self.store.search_cards(
+                self.user_id, self.avatar_id, vector, k=self.k_cards + 4
+            )
+            found_chunks = self.store.search_chunks(
+                self.user_id,
+                self.avatar_id,
+                vector,
+                k=self.k_chunks,
+                exclude_sessions=sorted(self.in_context),
+            )
         # Cards already in the profile block would only be said twice.
-        cards = [c for c in cards if c.score >= self.min_card_score and c.id not in in_profile]
-        chunks = [c for c in chunks if c.score >= self.min_chunk_score]
+        cards = [
+            c for c in found_cards if c.score >= self.min_card_score and c.id not in in_profile
+        ]
+        chunks = [c for c in found_chunks if c.score >= self.min_chunk_score]
         return Recollection(
             profile=profile,
             cards=cards[: self.k_cards],

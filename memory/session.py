@@ -105,14 +105,16 @@ class SessionMemory:
         """Load the profile and the recent conversation; returns it as context messages."""
 
         def load() -> list[Turn]:
+            restored = []
+            if self.restore_tokens > 0:
+                recent = self.store.recent_turns(self.user_id, self.avatar_id, limit=60)
+                restored = restorable(recent, self.restore_tokens)
+            # Restored conversations are in the context: their chunks would only repeat them.
+            self.recaller.in_context |= {t.session_id for t in restored}
             self.recaller.refresh_profile()
-            if self.restore_tokens <= 0:
-                return []
-            recent = self.store.recent_turns(self.user_id, self.avatar_id, limit=60)
-            return restorable(recent, self.restore_tokens)
+            return restored
 
         self.restored = await asyncio.to_thread(load)
-        self.recaller.in_context |= {t.session_id for t in self.restored}
         return [{"role": t.role, "content": t.text} for t in self.restored]
 
     async def close(self) -> None:

@@ -260,6 +260,7 @@ class MemoryStore:
         self._db = lancedb.connect(uri)
         self._embedder = embedder or shared_embedder()
         self._write_lock = threading.Lock()
+        self._versions: dict[str, int] = {}
         existing = set(self._db.list_tables().tables)
         self._meta = self._open("meta", _META, existing)
         self.turns = self._open("turns", _TURNS, existing)
@@ -291,6 +292,17 @@ class MemoryStore:
             self.cards.add_columns({"key": "CAST('' AS STRING)"})
         self._meta.delete("key = 'schema_version'")
         self._meta.add([{"key": "schema_version", "value": str(SCHEMA_VERSION)}])
+
+    def version(self, user_id: str) -> int:
+        """A counter bumped by every change to this user's cards or chunks via this object.
+
+        Sessions keep what they search in memory and reload it when this moves
+        (``memory.recall``).
+        """
+        return self._versions.get(user_id, 0)
+
+    def _touch(self, user_id: str) -> None:
+        self._versions[user_id] = self._versions.get(user_id, 0) + 1
 
     def embed(self, text: str) -> np.ndarray:
         """One unit-length query vector."""
@@ -346,6 +358,7 @@ class MemoryStore:
         }
         with self._write_lock:
             self.chunks.add([row])
+            self._touch(user_id)
         return chunk_id
 
     def add_card(
@@ -362,6 +375,7 @@ class MemoryStore:
         row = _new_card(user_id, text, scope, avatar_id, key, source_turn_ids, self.embed(text))
         with self._write_lock:
             self.cards.add([row])
+            self._touch(user_id)
         return row["id"]
 
     def upsert_card(
@@ -388,6 +402,7 @@ class MemoryStore:
             f" AND avatar_id = {_quote(avatar)}"
         )
         with self._write_lock:
+            self._touch(user_id)
             old: dict | None = None
             if key:
                 rows = self.cards.search().where(f"{same_slot} AND key = {_quote(key)}").to_list()
@@ -473,6 +488,27 @@ class MemoryStore:
             .to_list()
         )
         return [_chunk(r, 1.0 - float(r["_distance"])) for r in rows]
+
+    def visible_cards(self, user_id: str, avatar_id: str) -> tuple[list[Card], np.ndarray]:
+        """Every card this avatar may see of this user, with its vectors (n x 384)."""
+        return self._with_vectors(self.cards, self._visible(user_id, avatar_id), _card)
+
+    def past_chunks(
+        self, user_id: str, avatar_id: str, exclude_sessions: list[str]
+    ) -> tuple[list[Chunk], np.ndarray]:
+        """This user's chunks with this avatar outside ``exclude_sessions``, with vectors."""
+        where = f"user_id = {_quote(user_id)} AND avatar_id = {_quote(avatar_id)}"
+        if exclude_sessions:
+            where += f" AND session_id NOT IN ({', '.join(_quote(x) for x in exclude_sessions)})"
+        return self._with_vectors(self.chunks, where, _chunk)
+
+    @staticmethod
+    def _with_vectors(table, where: str, convert):
+        data = table.search().where(where).limit(None).to_arrow()
+        vectors = (
+            data.column("vector").combine_chunks().flatten().to_numpy().reshape(-1, DIMENSIONS)
+        )
+        return [convert(r) for r in data.drop_columns(["vector"]).to_pylist()], vectors
 
     def list_cards(self, user_id: str, avatar_id: str | None = None) -> list[Card]:
         """Every card of a user (that ``avatar_id`` may see, if given), newest first."""
@@ -565,6 +601,7 @@ class MemoryStore:
         """Delete one card (only if it is this user's); whether it existed."""
         where = f"user_id = {_quote(user_id)} AND id = {_quote(card_id)}"
         with self._write_lock:
+            self._touch(user_id)
             found = self.cards.count_rows(where) > 0
             self.cards.delete(where)
         return found
@@ -578,6 +615,7 @@ class MemoryStore:
         """
         mine = f"user_id = {_quote(user_id)}"
         with self._write_lock:
+            self._touch(user_id)
             gone = {
                 r["id"]
                 for r in self.turns.search()
@@ -616,6 +654,7 @@ class MemoryStore:
     def forget_user(self, user_id: str) -> None:
         """Delete everything stored about ``user_id``, in every table."""
         with self._write_lock:
+            self._touch(user_id)
             for table in (self.turns, self.chunks, self.cards):
                 table.delete(f"user_id = {_quote(user_id)}")
 

@@ -152,6 +152,8 @@ class MemoryWriter:
         else:
             self._user_run = []
         self._write_chunks(False)
+        if self.recaller.stale:  # reload here, in the writer's thread, not in the next turn
+            self.recaller.refresh_profile()
 
     def _learn(self, run: list[Turn]) -> None:
         facts = extract_facts(" ".join(t.text for t in run))
@@ -168,7 +170,6 @@ class MemoryWriter:
             )
             if change.action != "merged":
                 logger.info(f"[{self.session_id}] memory: {change.action} {fact.render(name)!r}")
-        self.recaller.refresh_profile()
 
     def _write_chunks(self, final: bool) -> None:
         ranges = plan_chunks(len(self.turns), self._chunked, final=final, size=self.chunk_size)
@@ -201,5 +202,5 @@ class MemoryWriter:
                 source_turn_ids=fact.source_turn_ids,
             )
             logger.info(f"[{self.session_id}] memory (LLM): {change.action} {fact.text!r}")
-        if facts:
+        if self.recaller.stale:
             await asyncio.to_thread(self.recaller.refresh_profile)

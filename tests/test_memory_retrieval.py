@@ -126,6 +126,8 @@ async def test_a_broken_store_costs_the_turn_its_memories_not_the_turn(tmp_path,
     store.upsert_card(user_id="priya", text="Priya's dog is called Biscuit.", scope="user")
     retrieval = MemoryRetrieval(recaller(store), avatar_name="Lumina")
     shutil.rmtree(path)
+    # A session keeps its person's memories in memory; a change makes it read the store again.
+    store._touch("priya")
     sent = await through(retrieval, conversation("What is my dog called?"))
     assert sent == [{"role": "user", "content": "What is my dog called?"}]
     assert any("going on without memories" in w for w in warnings)
@@ -207,3 +209,21 @@ async def test_a_sentence_split_by_a_pause_still_teaches_the_fact(store):
     (card,) = store.list_cards("sarah", "lumina")
     assert card.text == "The user's name is Sarah."
     assert len(card.source_turn_ids) == 2
+
+
+async def test_a_deleted_memory_is_gone_from_a_live_session_at_once(store):
+    card = store.upsert_card(user_id="priya", text="Priya's dog is called Biscuit.", scope="user")
+    retrieval = MemoryRetrieval(recaller(store), avatar_name="Lumina")
+    assert "Biscuit" in (await through(retrieval, conversation("My dog?")))[0]["content"]
+    store.delete_card("priya", card.card_id)  # e.g. from the memory page, mid-conversation
+    assert [m["role"] for m in await through(retrieval, conversation("My dog?"))] == ["user"]
+
+
+async def test_people_with_too_many_memories_to_cache_are_searched_in_lancedb(store, monkeypatch):
+    monkeypatch.setattr("memory.recall.MAX_CACHED_ROWS", 0)
+    store.upsert_card(user_id="sam", text="Sam's dog is called Rex.", scope="user")
+    store.upsert_card(user_id="priya", text="Priya's dog is called Biscuit.", scope="user")
+    sent = await through(
+        MemoryRetrieval(recaller(store), avatar_name="Lumina"), conversation("My dog?")
+    )
+    assert "Biscuit" in sent[0]["content"] and "Rex" not in sent[0]["content"]
