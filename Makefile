@@ -31,7 +31,7 @@ $(STAMP)/install: pyproject.toml | $(PY)
 $(PY):
 	$(PYTHON) -m venv $(VENV)
 
-models: install  ## Locate packaged models; convert Whisper to ggml once (checksummed cache).
+models: install  ## Locate packaged models; convert Whisper to ggml and MiniLM to ONNX once (checksummed cache).
 	$(PY) -m bots.models
 
 # Test-only system tools: espeak-ng speaks test utterances, sox measures audio, chromium runs

@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -126,21 +127,43 @@ def whisper_ggml(model: str = "tiny.en") -> str:
 
     from bots.whisper_ggml import convert_ct2_to_ggml
 
-    out = cache_dir() / f"ggml-{model}.bin"
-    stamp = out.with_suffix(".json")
     src_dir = source.locate()
-    src_sig = _sha256(src_dir / "model.bin")
+    out = cache_dir() / f"ggml-{model}.bin"
+    return str(_prepared(out, src_dir / "model.bin", lambda tmp: convert_ct2_to_ggml(src_dir, tmp)))
+
+
+def minilm_onnx() -> Path:
+    """The packaged MiniLM exported to ONNX (pooling and normalization included), cached.
+
+    Exported from :func:`minilm_dir` on first use (~3 s, needs torch); see
+    ``memory/onnx_export.py`` for why the memory lookup runs it under ONNX Runtime.
+    """
+    from memory.onnx_export import EXPORT_FORMAT, export_minilm
+
+    src_dir = minilm_dir()
+    out = cache_dir() / f"all-MiniLM-L6-v2.v{EXPORT_FORMAT}.onnx"
+    return _prepared(out, src_dir / "model.safetensors", lambda tmp: export_minilm(src_dir, tmp))
+
+
+def _prepared(out: Path, source: Path, build: Callable[[Path], None]) -> Path:
+    """Return ``out``, (re)building it with ``build(tmp_path)`` unless its stamp still matches.
+
+    A JSON stamp beside ``out`` records the checksums of ``source`` and of ``out``, so a
+    truncated or stale file is detected and rebuilt, and a good one is reused.
+    """
+    stamp = out.with_suffix(".json")
+    src_sig = _sha256(source)
     if out.exists() and stamp.exists():
         info = json.loads(stamp.read_text())
         if info.get("source_sha256") == src_sig and info.get("sha256") == _sha256(out):
-            return str(out)
-        logger.warning(f"{out} does not match its checksum; converting again")
-    logger.info(f"converting {src_dir} (CTranslate2) to whisper.cpp ggml at {out}")
-    tmp = out.with_suffix(".tmp")
-    convert_ct2_to_ggml(src_dir, tmp)
-    tmp.replace(out)  # atomic: a crash mid-conversion never leaves a half file under `out`
+            return out
+        logger.warning(f"{out} does not match its checksum; preparing it again")
+    logger.info(f"preparing {out} from {source.parent}")
+    tmp = out.with_name(out.name + ".tmp")
+    build(tmp)
+    tmp.replace(out)  # atomic: a crash mid-build never leaves a half file under `out`
     stamp.write_text(json.dumps({"source_sha256": src_sig, "sha256": _sha256(out)}))
-    return str(out)
+    return out
 
 
 def prepare_all() -> None:
@@ -149,7 +172,7 @@ def prepare_all() -> None:
     print(f"STT    {whisper_ggml('tiny.en')}")
     for name in PIPER_VOICES:
         print(f"TTS    {piper_voice(name)}")
-    print(f"embed  {minilm_dir()}")
+    print(f"embed  {minilm_onnx()}")
 
 
 if __name__ == "__main__":
