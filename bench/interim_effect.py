@@ -29,7 +29,9 @@ OUT = Path(__file__).parent / "results"
 
 async def run(interval: float, rounds: int) -> dict:
     transport = ScriptedTransport()
-    session = build_session(load_avatar("lumina"), transport, idle_timeout_secs=None)
+    session = build_session(
+        load_avatar("lumina"), transport, user_id="bench-interim", idle_timeout_secs=None
+    )
     session.services["stt"]._interim_interval = interval
     runner = WorkerRunner(handle_sigint=False)
     await runner.add_workers(session.worker)

@@ -161,8 +161,38 @@ class BotCall:
             await asyncio.wait_for(self.pc.close(), timeout)
 
 
-async def call_bot(base_url: str, *, avatar: str | None = None, timeout: float = 20) -> BotCall:
-    """Connect to a SmallWebRTC bot at ``base_url`` (``POST {base_url}/api/offer``)."""
+async def sign_up(base_url: str, username: str | None = None) -> dict[str, str]:
+    """A fresh account on our room (its sign-in cookie); ``{}`` for a server without accounts
+    (the stock Pipecat peer in the latency benchmark)."""
+    async with httpx.AsyncClient(base_url=base_url, timeout=20) as http:
+        if (await http.get("/api/room")).status_code == 404:
+            return {}
+        username = username or f"bench-{uuid.uuid4().hex[:8]}"
+        resp = await http.post(
+            "/api/signup",
+            json={"username": username, "password": "bench password", "passcode": ""},
+        )
+        resp.raise_for_status()
+        return dict(http.cookies)
+
+
+async def call_bot(
+    base_url: str,
+    *,
+    avatar: str | None = None,
+    timeout: float = 20,
+    cookies: dict[str, str] | None = None,
+) -> BotCall:
+    """Connect to a SmallWebRTC bot at ``base_url`` (``POST {base_url}/api/offer``).
+
+    Args:
+        base_url: the server.
+        avatar: which avatar (the server's default when None).
+        timeout: for the signaling request.
+        cookies: the sign-in cookie (see :func:`sign_up`); a fresh account when None.
+    """
+    if cookies is None:
+        cookies = await sign_up(base_url)
     pc = RTCPeerConnection()
     mic = SpeechTrack()
     pc.addTrack(mic)
@@ -214,7 +244,7 @@ async def call_bot(base_url: str, *, avatar: str | None = None, timeout: float =
     body = {"sdp": pc.localDescription.sdp, "type": pc.localDescription.type}
     if avatar:
         body["request_data"] = {"avatar": avatar}
-    async with httpx.AsyncClient(timeout=timeout) as http:
+    async with httpx.AsyncClient(timeout=timeout, cookies=cookies) as http:
         resp = await http.post(f"{base_url}/api/offer", json=body)
     if resp.status_code != 200:
         await pc.close()

@@ -1,17 +1,19 @@
 """Launch one avatar: ``python -m bots <avatar> [--port N] [--transport webrtc|local|daily]``.
 
-``webrtc`` (default) serves the avatar's talk page at http://127.0.0.1:<port>/; each browser
-connection is its own session. ``local`` talks through this machine's microphone and speakers.
-``daily`` joins a Daily room (opt-in; audio leaves this machine).
+``webrtc`` (default) serves the avatar's talk page at http://127.0.0.1:<port>/ (sign in as in
+the room; each browser connection is its own session). ``local`` talks through this machine's
+microphone and speakers. ``daily`` joins a Daily room (opt-in; audio leaves this machine).
+
+With ``local`` and ``daily`` there is no sign-in: memories are kept for ``--user``, by default
+the operating-system account running the command (the person at this machine).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import getpass
 import sys
-
-from loguru import logger
 
 from bots.config import AvatarConfigError, list_avatars, load_avatar
 from bots.llm_backend import LLMUnavailableError
@@ -29,6 +31,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--no-greeting", action="store_true", help="don't greet on connect")
     parser.add_argument("--room-url", help="Daily room URL (with --transport daily)")
     parser.add_argument("--token", help="Daily meeting token (private rooms)")
+    parser.add_argument("--user", help="whose memories (local/daily; default: your OS user name)")
     return parser.parse_args(argv)
 
 
@@ -39,9 +42,9 @@ def serve_page(args: argparse.Namespace) -> None:
     from web.app import create_app
 
     if args.host not in ("127.0.0.1", "localhost", "::1"):
-        logger.warning(
-            f"listening on {args.host}: anyone who can reach this address can talk to the "
-            "avatar. The shared room (`python -m web --lan`) adds a passcode and logins."
+        raise ValueError(
+            f"--host {args.host}: one avatar's page stays on this machine. To open avatars to "
+            "your network, run the room: `python -m web --lan` (passcode, logins, HTTPS)."
         )
     app = create_app([args.avatar], greet=not args.no_greeting)
     print(f"\n  {args.avatar} is at http://{args.host}:{args.port}/\n", flush=True)
@@ -66,7 +69,8 @@ async def run_single(args: argparse.Namespace) -> None:
     await asyncio.to_thread(warm_llm, [avatar])
     manager = SessionManager(greet=not args.no_greeting)
     config, backend = await manager.prepare(args.avatar)
-    running = await manager.start(config, backend, transport)
+    user = args.user or f"os-{getpass.getuser()}"
+    running = await manager.start(config, backend, transport, user_id=user, username=user)
     if args.transport == "local":
         await running.session.greet()  # no client "connects" to a sound card
     await running.task

@@ -33,7 +33,7 @@ from loguru import logger
 from pipecat.audio.turn.smart_turn.base_smart_turn import SmartTurnParams
 from pipecat.audio.turn.smart_turn.local_smart_turn_v3 import LocalSmartTurnAnalyzerV3
 from pipecat.audio.vad.vad_analyzer import VADParams
-from pipecat.frames.frames import TTSSpeakFrame
+from pipecat.frames.frames import EndFrame, TTSSpeakFrame
 from pipecat.pipeline.pipeline import Pipeline
 from pipecat.pipeline.worker import PipelineParams, PipelineWorker
 from pipecat.processors.aggregators.llm_context import LLMContext
@@ -42,6 +42,7 @@ from pipecat.processors.aggregators.llm_response_universal import (
     LLMUserAggregatorParams,
 )
 from pipecat.processors.aggregators.llm_text_processor import LLMTextProcessor
+from pipecat.processors.frameworks.rtvi.frames import RTVIServerMessageFrame
 from pipecat.services.openai.llm import OpenAILLMService
 from pipecat.transports.base_transport import BaseTransport
 from pipecat.turns.empty_user_turn import EmptyUserTurnConfig
@@ -57,7 +58,7 @@ from bots.models import whisper_ggml
 from bots.settings import get_settings
 from bots.warmup import prefill
 from memory.distill import Distiller
-from memory.session import LOCAL_USER, SessionMemory, epoch, open_store
+from memory.session import SessionMemory, epoch, open_store
 from memory.store import MemoryStore
 from processors.barge_in import GuardedUserTurnStartStrategy
 from processors.first_clause import FirstClauseTextAggregator
@@ -151,7 +152,16 @@ class VoiceSession:
     transcript: list[TranscriptEntry] = field(default_factory=list)
     services: dict = field(default_factory=dict)
     last_latency: TurnLatency | None = None
+    user_speaking: bool = False
+    awaiting_reply: bool = False
+    bot_speaking: bool = False
+    ending: bool = False
     _prefill: asyncio.Task | None = None
+
+    @property
+    def mid_turn(self) -> bool:
+        """Someone is talking, or the bot owes the user a reply."""
+        return self.user_speaking or self.awaiting_reply or self.bot_speaking
 
     async def prepare(self) -> None:
         """Before the session runs: restore the last conversation with this person."""
@@ -174,6 +184,24 @@ class VoiceSession:
         if greeting:
             await self.worker.queue_frames([TTSSpeakFrame(greeting)])
 
+    async def end_after_turn(self, reason: str, *, max_wait_secs: float = 60.0) -> None:
+        """End the call once the current turn is over, telling the client why.
+
+        Used when the person's sign-in expires or ends mid-call: the reply they are hearing is
+        not cut off. The client gets an RTVI server message ``{"type": "call-ended",
+        "reason": ...}`` before the call closes.
+        """
+        if self.ending:
+            return
+        self.ending = True
+        deadline = time.monotonic() + max_wait_secs
+        while self.mid_turn and time.monotonic() < deadline:
+            await asyncio.sleep(0.2)
+        logger.info(f"[{self.latency.session}] ending the call: {reason}")
+        await self.worker.queue_frames(
+            [RTVIServerMessageFrame(data={"type": "call-ended", "reason": reason}), EndFrame()]
+        )
+
     async def finish(self) -> None:
         """After the session: finish writing its memories (last chunk, distillation)."""
         if self.memory:
@@ -185,8 +213,8 @@ def build_session(
     transport: BaseTransport,
     *,
     backend: LLMBackend | None = None,
+    user_id: str,
     session_id: str = "",
-    user_id: str = LOCAL_USER,
     memory: MemoryStore | bool = True,
     idle_timeout_secs: float | None = 300,
 ) -> VoiceSession:
@@ -283,8 +311,26 @@ def build_session(
 
     latency.add_listener(_remember_latency)
 
+    # The page's interrupt button: the same flush and cancel as a spoken barge-in.
+    @worker.rtvi.event_handler("on_client_message")
+    async def _on_client_message(_rtvi, message):
+        if message.type == "interrupt":
+            logger.info(f"[{latency.session}] interrupted from the page")
+            await worker.rtvi.interrupt_bot()
+
+    # Turn state, so a call can end between turns (``VoiceSession.end_after_turn``).
+    @user_aggregator.event_handler("on_user_turn_started")
+    async def _on_user_started(_aggregator, _strategy):
+        session.user_speaking = True
+
+    @assistant_aggregator.event_handler("on_assistant_turn_started")
+    async def _on_bot_started(_aggregator):
+        session.bot_speaking = True
+
     @user_aggregator.event_handler("on_user_turn_stopped")
     async def _on_user_turn(_aggregator, _strategy, message):
+        session.user_speaking = False
+        session.awaiting_reply = bool(message.content)
         if message.content:
             session.transcript.append(TranscriptEntry("user", message.content))
             if session_memory:
@@ -294,6 +340,7 @@ def build_session(
 
     @assistant_aggregator.event_handler("on_assistant_turn_stopped")
     async def _on_assistant_turn(_aggregator, message):
+        session.bot_speaking = session.awaiting_reply = False
         reply_text.restore_spacing(context)
         if message.content:
             entry = TranscriptEntry("assistant", message.content, message.interrupted)

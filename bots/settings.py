@@ -57,6 +57,13 @@ class Settings(BaseSettings):
     memory_distill: bool = True
     """Ask the LLM for facts worth remembering when a session ends (patterns always run)."""
 
+    login_hours: float = Field(168.0, gt=0, le=24 * 365)
+    """How long a room sign-in lasts (default a week). A call whose sign-in expires finishes
+    its current turn, then ends with a message."""
+    room_passcode: str = ""
+    """Passcode asked for at sign-up when the room is opened to the LAN (``python -m web
+    --lan``); when empty there, one is generated and printed at start-up."""
+
     @property
     def memory_location(self) -> str:
         """The memory database's directory or URI."""

@@ -4,9 +4,9 @@
 :class:`~memory.writer.MemoryWriter` to one ``(user_id, avatar_id, session_id)``; the
 pipeline builder puts its retrieval processor in the graph and hands it finished turns.
 
-Who the user is: until the room has logins, a server bound to 127.0.0.1 serves the one
-person at this machine, ``LOCAL_USER``. Every store call is keyed by the id passed here, so
-per-person logins only change which id a connection gets.
+Who the user is comes from outside: the room's signed-in account id (``web.auth``), or the
+operating-system user for a launch on this machine's sound card (``python -m bots --transport
+local``). Every store call is keyed by the id passed here.
 """
 
 from __future__ import annotations
@@ -19,8 +19,6 @@ from memory.distill import Distiller
 from memory.recall import Recaller
 from memory.store import MemoryStore, Turn
 from memory.writer import MemoryWriter
-
-LOCAL_USER = "local"
 
 _stores: dict[str, MemoryStore] = {}
 _stores_lock = threading.Lock()

@@ -92,6 +92,7 @@ class MemoryWriter:
         self._queue: asyncio.Queue[_Pending | None] = asyncio.Queue()
         self._task: asyncio.Task | None = None
         self._closed = False
+        self._discarded = False
 
     def turn(
         self,
@@ -120,12 +121,27 @@ class MemoryWriter:
         self._queue.put_nowait(None)
         await self._task
 
+    async def discard(self) -> None:
+        """Write nothing more ("forget me").
+
+        Drops queued turns, skips the last chunk and the distillation, and returns once a write
+        already under way has finished.
+        """
+        self._closed = self._discarded = True
+        while not self._queue.empty():
+            self._queue.get_nowait()
+        if self._task is not None:
+            self._queue.put_nowait(None)
+            await asyncio.shield(self._task)
+
     async def _run(self) -> None:
         while (item := await self._queue.get()) is not None:
             try:
                 await asyncio.to_thread(self._write, item)
             except Exception as e:  # a broken store must not take the conversation down
                 logger.warning(f"[{self.session_id}] memory: could not store a turn: {e}")
+        if self._discarded:
+            return
         try:
             await asyncio.to_thread(self._write_chunks, True)
             if self.distiller and self.turns:
@@ -184,6 +200,8 @@ class MemoryWriter:
         async with _distilling:  # one at a time, and only while nobody is talking
             waited = 0.0
             while not _llm_idle():
+                if self._discarded:
+                    return
                 if waited >= DISTILL_MAX_WAIT_SECS:
                     logger.info(f"[{self.session_id}] memory: room never idle; not distilled")
                     return
@@ -192,6 +210,8 @@ class MemoryWriter:
             facts = await asyncio.to_thread(
                 self.distiller.distill, self.turns, self.recaller.name, self.avatar_name
             )
+        if self._discarded:  # forgotten while the LLM was thinking
+            return
         for fact in facts:
             change = await asyncio.to_thread(
                 self.store.upsert_card,

@@ -12,19 +12,26 @@ import pytest
 from fastapi.testclient import TestClient
 
 from bots.settings import get_settings
-from memory.session import LOCAL_USER, open_store
+from memory.session import open_store
+from tests.accounts import sign_up
 from web.app import create_app
 
 
 @pytest.fixture
-def seeded():
+def client() -> TestClient:
+    client = TestClient(create_app(["lumina", "captain"], greet=False))
+    client.user = sign_up(client)
+    return client
+
+
+@pytest.fixture
+def seeded(client):
+    me = client.user["id"]
     store = open_store(get_settings().memory_location)
-    store.forget_user(LOCAL_USER)
-    store.forget_user("someone-else")
     now = time.time()
     turns = [
         store.add_turn(
-            user_id=LOCAL_USER, avatar_id="lumina", session_id="talk-1", role=role, text=text,
+            user_id=me, avatar_id="lumina", session_id="talk-1", role=role, text=text,
             started=now + i, interrupted=role == "assistant" and i == 3,
         )
         for i, (role, text) in enumerate([
@@ -32,24 +39,19 @@ def seeded():
             ("user", "We're planning a trip to Lisbon."), ("assistant", "Lisbon is lovely in"),
         ])
     ]  # fmt: skip
-    store.add_chunk(user_id=LOCAL_USER, turns=turns, avatar_name="Lumina")
+    store.add_chunk(user_id=me, turns=turns, avatar_name="Lumina")
     dog = store.upsert_card(
-        user_id=LOCAL_USER, text="The user's dog is called Biscuit.", scope="user",
+        user_id=me, text="The user's dog is called Biscuit.", scope="user",
         key="named:dog", source_turn_ids=[turns[0].id],
     )  # fmt: skip
     trip = store.upsert_card(
-        user_id=LOCAL_USER, text="We planned a trip to Lisbon.", scope="avatar",
+        user_id=me, text="We planned a trip to Lisbon.", scope="avatar",
         avatar_id="lumina", source_turn_ids=[turns[2].id],
     )  # fmt: skip
     store.upsert_card(user_id="someone-else", text="Their cat is called Pepper.", scope="user")
-    yield {"store": store, "dog": dog.card_id, "trip": trip.card_id}
-    store.forget_user(LOCAL_USER)
+    yield {"store": store, "dog": dog.card_id, "trip": trip.card_id, "me": me}
+    store.forget_user(me)
     store.forget_user("someone-else")
-
-
-@pytest.fixture
-def client() -> TestClient:
-    return TestClient(create_app(["lumina", "captain"], greet=False))
 
 
 def test_the_overview_shows_profile_cards_with_their_source_turns_and_conversations(client, seeded):
@@ -118,4 +120,15 @@ def test_bad_requests_get_clear_answers(client, seeded):
     assert client.delete("/api/memory/conversations/no-such-talk").status_code == 404
     quote = client.delete("/api/memory/cards/x' OR '1'='1")
     assert quote.status_code == 404
-    assert seeded["store"].count(LOCAL_USER)["cards"] == 2
+    assert seeded["store"].count(seeded["me"])["cards"] == 2
+
+
+def test_memories_belong_to_the_signed_in_person_only(client, seeded):
+    stranger = TestClient(client.app)
+    assert stranger.get("/api/memory?avatar=lumina").status_code == 401
+    assert stranger.post("/api/memory/forget").status_code == 401
+    sign_up(stranger)
+    assert stranger.get("/api/memory?avatar=lumina").json()["cards"] == []
+    assert stranger.get("/api/memory/conversations/talk-1").status_code == 404
+    assert stranger.delete(f"/api/memory/cards/{seeded['dog']}").status_code == 404
+    assert seeded["store"].count(seeded["me"])["cards"] == 2

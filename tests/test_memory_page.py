@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
+from tests.accounts import PASSWORD, sign_up
 from tests.conftest import free_port, wait_http
 from tests.test_page_browser import BROWSER_FLAGS, CHROMIUM, needs_chromium
 
@@ -114,7 +115,7 @@ def test_memory_page_has_visible_status_and_error_areas():
 
 
 def test_talk_page_links_to_the_memory_page():
-    assert "/memory" in parse((STATIC / "index.html").read_text()).links
+    assert "/memory" in parse((STATIC / "talk.html").read_text()).links
 
 
 # ---------- in a browser: see a memory, ask why, delete it ----------
@@ -141,30 +142,29 @@ class _FakeEmbedder:
         return out
 
 
-def _seed(memory_dir: Path) -> dict[str, str]:
-    from memory.session import LOCAL_USER
+def _seed(memory_dir: Path, me: str) -> dict[str, str]:
     from memory.store import MemoryStore
 
     store = MemoryStore(str(memory_dir), embedder=_FakeEmbedder())
     now = time.time() - 3600
     said = store.add_turn(
-        user_id=LOCAL_USER, avatar_id="lumina", session_id="s1", role="user",
+        user_id=me, avatar_id="lumina", session_id="s1", role="user",
         text="My dog is called Biscuit and he loves the beach.", started=now, ended=now + 3,
     )  # fmt: skip
     store.add_turn(
-        user_id=LOCAL_USER, avatar_id="lumina", session_id="s1", role="assistant",
+        user_id=me, avatar_id="lumina", session_id="s1", role="assistant",
         text="Biscuit is a lovely name for a", started=now + 4, ended=now + 6, interrupted=True,
     )  # fmt: skip
     trip = store.add_turn(
-        user_id=LOCAL_USER, avatar_id="lumina", session_id="s1", role="user",
+        user_id=me, avatar_id="lumina", session_id="s1", role="user",
         text="Let's plan my trip to Lisbon next time.", started=now + 7, ended=now + 9,
     )  # fmt: skip
     dog = store.upsert_card(
-        user_id=LOCAL_USER, text="The user's dog is called Biscuit.", scope="user",
+        user_id=me, text="The user's dog is called Biscuit.", scope="user",
         key="named:dog", source_turn_ids=[said.id],
     )  # fmt: skip
     plan = store.upsert_card(
-        user_id=LOCAL_USER, text="We are planning a trip to Lisbon.", scope="avatar",
+        user_id=me, text="We are planning a trip to Lisbon.", scope="avatar",
         avatar_id="lumina", source_turn_ids=[trip.id],
     )  # fmt: skip
     return {"dog": dog.card_id, "plan": plan.card_id}
@@ -179,7 +179,7 @@ def memory_server(tmp_path):
     proc = subprocess.Popen([sys.executable, "-c", SERVE, str(port)], cwd=ROOT, env=env)
     base = f"http://127.0.0.1:{port}"
     try:
-        wait_http(f"{base}/api/avatars", 60, proc)
+        wait_http(f"{base}/api/room", 60, proc)
         yield base, data_dir / "memory"
     finally:
         proc.terminate()
@@ -194,10 +194,12 @@ def test_a_memory_shows_why_and_can_be_deleted(memory_server):
     playwright = pytest.importorskip("playwright.sync_api")
     expect = playwright.expect
     base, memory_dir = memory_server
+    http = httpx.Client(base_url=base, timeout=90)
+    me = sign_up(http)
     # Seed before the server opens the store: it reads the tables as they were when opened.
-    ids = _seed(memory_dir)
+    ids = _seed(memory_dir, me["id"])
     # The first memory request loads the embedding model (seconds): do it before the page.
-    assert httpx.get(f"{base}/api/memory?avatar=lumina", timeout=90).status_code == 200
+    assert http.get("/api/memory?avatar=lumina").status_code == 200
 
     problems: list[str] = []
     dialogs: list[str] = []
@@ -210,7 +212,13 @@ def test_a_memory_shows_why_and_can_be_deleted(memory_server):
                 "console",
                 lambda m: m.type == "error" and problems.append(f"console: {m.text}"),
             )
+            # Signed out, the page sends us to sign in, and back here afterwards.
             page.goto(f"{base}/memory?avatar=lumina")
+            expect(page).to_have_url(re.compile(r"/login\?next="))
+            page.get_by_label("User name").fill(me["username"])
+            page.get_by_label("Password").fill(PASSWORD)
+            page.get_by_role("button", name="Sign in", exact=True).click()
+            expect(page).to_have_url(f"{base}/memory?avatar=lumina")
 
             expect(page.locator("h1")).to_have_text("What Lumina remembers about you")
             expect(page.locator("#profile")).to_contain_text("Biscuit")
@@ -247,5 +255,5 @@ def test_a_memory_shows_why_and_can_be_deleted(memory_server):
 
     from memory.store import MemoryStore
 
-    left = MemoryStore(str(memory_dir), embedder=_FakeEmbedder()).list_cards("local")
+    left = MemoryStore(str(memory_dir), embedder=_FakeEmbedder()).list_cards(me["id"])
     assert [c.id for c in left] == [ids["plan"]]

@@ -1,4 +1,4 @@
-"""The talk page works offline: it loads nothing from outside the server, and nothing missing."""
+"""The pages work offline: they load nothing from outside the server, and nothing missing."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 STATIC = Path(__file__).resolve().parents[1] / "web" / "static"
-PAGE_FILES = ["index.html", "app.js", "call.js", "style.css"]
+PAGES = ["lobby.html", "login.html", "talk.html", "memory.html"]
+PAGE_FILES = [*PAGES, "app.js", "call.js", "ui.js", "lobby.js", "login.js", "style.css"]
 
 # Anything that would make the browser reach past this server: absolute or
 # protocol-relative URLs, and CSS/JS imports of them.
@@ -29,7 +30,7 @@ class _Refs(HTMLParser):
                 self.refs.append(value)
 
 
-def html_refs(page: str = "index.html") -> list[str]:
+def html_refs(page: str = "talk.html") -> list[str]:
     parser = _Refs()
     parser.feed((STATIC / page).read_text())
     return parser.refs
@@ -72,12 +73,13 @@ def test_no_external_urls(name):
     assert not found, f"{name} references outside URLs (the page must work offline): {found}"
 
 
-def test_html_references_only_existing_static_files():
-    refs = html_refs()
-    assert "/static/app.js" in refs and "/static/style.css" in refs
+@pytest.mark.parametrize("page", PAGES)
+def test_html_references_only_existing_static_files(page):
+    refs = html_refs(page)
+    assert "/static/style.css" in refs and any(r.endswith(".js") for r in refs)
     for ref in refs:
-        target = resolve(ref, STATIC / "index.html")
-        assert target is None or target.is_file(), f"index.html references missing {ref!r}"
+        target = resolve(ref, STATIC / page)
+        assert target is None or target.is_file(), f"{page} references missing {ref!r}"
 
 
 def test_modules_and_css_reference_only_existing_files():
@@ -96,10 +98,7 @@ def test_every_static_module_is_reachable_from_the_page():
     """No stray scripts: each .js file is loaded by a page or imported by a loaded one."""
     seen: set[Path] = set()
     todo = [
-        resolve(r, STATIC / page)
-        for page in ("index.html", "memory.html")
-        for r in html_refs(page)
-        if r.endswith(".js")
+        resolve(r, STATIC / page) for page in PAGES for r in html_refs(page) if r.endswith(".js")
     ]
     while todo:
         path = todo.pop()
@@ -110,15 +109,25 @@ def test_every_static_module_is_reachable_from_the_page():
     assert {p.name for p in seen} == {p.name for p in STATIC.glob("*.js")}
 
 
-def test_app_serves_the_page():
+@pytest.mark.parametrize(
+    ("route", "page"),
+    [
+        ("/", "lobby.html"),
+        ("/login", "login.html"),
+        ("/talk", "talk.html"),
+        ("/memory", "memory.html"),
+    ],
+)
+def test_app_serves_the_pages(route, page):
     from fastapi.testclient import TestClient
 
     from web.app import create_app
 
     # No lifespan (no `with`): model warm-up is not needed to serve static files.
     client = TestClient(create_app(["lumina"]))
-    page = client.get("/")
-    assert page.status_code == 200 and "text/html" in page.headers["content-type"]
-    for ref in html_refs():
+    served = client.get(route)
+    assert served.status_code == 200 and "text/html" in served.headers["content-type"]
+    assert served.text == (STATIC / page).read_text()
+    for ref in html_refs(page):
         if ref.startswith("/static/"):
             assert client.get(ref).status_code == 200, ref

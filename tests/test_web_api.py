@@ -6,6 +6,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from bots.settings import get_settings
+from tests.accounts import sign_up
 from web.app import create_app
 
 
@@ -18,6 +19,7 @@ def client():
         mp.setenv("AVATARS_LLM_BACKEND", "auto")
         get_settings.cache_clear()
         with TestClient(create_app(["lumina"])) as c:
+            sign_up(c)
             yield c
     get_settings.cache_clear()
 
@@ -32,6 +34,7 @@ def test_health_says_what_to_do_when_no_llm_runs(client):
     health = client.get("/api/health").json()
     assert health["ok"] is False
     assert "make llm" in health["llm"]["fix"] and "ollama serve" in health["llm"]["fix"]
+    assert health["stt"]["ok"] and health["tts"]["ok"] and health["memory"]["ok"]
 
 
 def test_offer_without_an_llm_is_a_503_that_says_how_to_fix_it(client):

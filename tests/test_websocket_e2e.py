@@ -11,6 +11,7 @@ import pytest
 import websockets
 from pipecat.frames.protobufs import frames_pb2
 
+from bench.webrtc_client import sign_up
 from tests.speech import piper_say
 
 pytestmark = pytest.mark.slow
@@ -24,12 +25,17 @@ def audio_message(pcm: np.ndarray) -> bytes:
     return frame.SerializeToString()
 
 
+def cookie_header(cookies: dict[str, str]) -> dict[str, str]:
+    return {"Cookie": "; ".join(f"{k}={v}" for k, v in cookies.items())}
+
+
 async def test_websocket_client_speaks_and_hears_an_answer(lumina_server):
     url = lumina_server.replace("http://", "ws://") + "/ws?avatar=lumina"
     speech = piper_say("Hello, can you hear me?")
     heard: list[tuple[float, float]] = []
     messages: list[dict] = []
-    async with websockets.connect(url, max_size=None) as ws:
+    login = cookie_header(await sign_up(lumina_server))
+    async with websockets.connect(url, max_size=None, additional_headers=login) as ws:
 
         async def receive():
             async for data in ws:
@@ -64,7 +70,27 @@ async def test_websocket_client_speaks_and_hears_an_answer(lumina_server):
 
 async def test_websocket_to_an_unknown_avatar_is_refused_with_a_reason(lumina_server):
     url = lumina_server.replace("http://", "ws://") + "/ws?avatar=nobody"
-    async with websockets.connect(url) as ws:
+    login = cookie_header(await sign_up(lumina_server))
+    async with websockets.connect(url, additional_headers=login) as ws:
         with pytest.raises(websockets.ConnectionClosed) as closed:
             await ws.recv()
     assert "nobody" in closed.value.rcvd.reason
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {},  # not signed in
+        {"Cookie": "avatars_login=forged-token"},
+        # A signed-in browser tricked by another site into opening the socket.
+        "cross-site",
+    ],
+)
+async def test_websocket_without_a_valid_sign_in_is_refused(lumina_server, headers):
+    url = lumina_server.replace("http://", "ws://") + "/ws?avatar=lumina"
+    if headers == "cross-site":
+        headers = {**cookie_header(await sign_up(lumina_server)), "Origin": "http://evil.test"}
+    async with websockets.connect(url, additional_headers=headers) as ws:
+        with pytest.raises(websockets.ConnectionClosed) as closed:
+            await ws.recv()
+    assert closed.value.rcvd.code == 4401 and "Sign in" in closed.value.rcvd.reason

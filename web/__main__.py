@@ -1,4 +1,11 @@
-"""The room: ``python -m web`` serves every avatar from one process on 127.0.0.1.
+"""The room: ``python -m web`` serves every avatar from one process.
+
+By default it listens on 127.0.0.1 only: nobody else can reach it. ``--lan`` opens it to the
+local network (all interfaces, or ``--host``), and then a room passcode is required before
+anyone can sign up (``--passcode``, ``AVATARS_ROOM_PASSCODE``, or one generated and printed
+now). Browsers give the microphone only to ``localhost`` or HTTPS pages, so testers on other
+laptops need ``--https`` (a self-signed certificate, made once; each browser asks to accept it
+the first time).
 
 Each browser connection is its own session; models are loaded once and shared.
 """
@@ -6,29 +13,72 @@ Each browser connection is its own session; models are loaded once and shared.
 from __future__ import annotations
 
 import argparse
+import secrets
 import sys
 
 from bots.config import AvatarConfigError
-from bots.settings import SettingsError
+from bots.settings import SettingsError, get_settings
+
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    """Command-line options."""
+    parser = argparse.ArgumentParser(
+        prog="python -m web", description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
+    parser.add_argument("--lan", action="store_true", help="open the room to the local network")
+    parser.add_argument("--host", help="bind address (default 127.0.0.1; with --lan 0.0.0.0)")
+    parser.add_argument("--port", type=int, default=7860)
+    parser.add_argument("--passcode", help="room passcode asked at sign-up (with --lan)")
+    parser.add_argument("--https", action="store_true", help="serve HTTPS (self-signed)")
+    return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     """Parse options and serve until interrupted."""
-    parser = argparse.ArgumentParser(prog="python -m web", description=__doc__)
-    parser.add_argument("--host", default="127.0.0.1", help="bind address (default: this machine)")
-    parser.add_argument("--port", type=int, default=7860)
-    args = parser.parse_args(argv)
+    args = parse_args(argv)
+    host = args.host or ("0.0.0.0" if args.lan else "127.0.0.1")
+    if host not in LOOPBACK and not args.lan:
+        print("error: to listen beyond this machine, add --lan", file=sys.stderr)
+        return 2
     import uvicorn
 
     from web.app import create_app
+    from web.auth import RoomOptions
+    from web.tls import lan_addresses, self_signed_cert
 
     try:
-        app = create_app()
+        settings = get_settings()
+        passcode = None
+        if args.lan:
+            passcode = args.passcode or settings.room_passcode or secrets.token_hex(4)
+        addresses = lan_addresses() if args.lan else []
+        if args.lan and host not in ("0.0.0.0", "::"):
+            addresses = [host]
+        scheme = "https" if args.https else "http"
+        urls = [f"{scheme}://{a}:{args.port}/" for a in addresses]
+        local = f"{scheme}://127.0.0.1:{args.port}/" if host in ("0.0.0.0", "::", *LOOPBACK) else ""
+        room = RoomOptions(lan=args.lan, passcode=passcode, https=args.https, urls=urls)
+        app = create_app(room=room)
     except (AvatarConfigError, SettingsError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    print(f"\n  The room is at http://{args.host}:{args.port}/\n", flush=True)
-    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    tls = {}
+    if args.https:
+        cert, key = self_signed_cert(settings.data_dir / "tls", addresses)
+        tls = {"ssl_certfile": str(cert), "ssl_keyfile": str(key)}
+    lines = ["", f"  The room is at {local or urls[0]}"]
+    if args.lan:
+        lines += [f"  Testers on your network open: {u}" for u in urls]
+        lines += [f"  Room passcode (asked at sign-up): {passcode}"]
+        if not args.https:
+            lines += [
+                "  Note: browsers allow the microphone only on localhost or HTTPS;",
+                "  add --https so testers on other machines can talk.",
+            ]
+    print("\n".join([*lines, ""]), flush=True)
+    uvicorn.run(app, host=host, port=args.port, log_level="warning", **tls)
     return 0
 
 

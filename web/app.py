@@ -1,14 +1,21 @@
 """The FastAPI app that serves avatars to browsers.
 
-Routes:
-    GET  /                 the talk page (``web/static``; loads nothing from outside)
+Pages (``web/static``; plain JS modules, nothing loaded from outside):
+    GET  /login            sign up (with the room passcode on a LAN) or sign in
+    GET  /                 the lobby: avatars, who is here, health of each part
+    GET  /talk?avatar=ID   the talk page
     GET  /memory           what each avatar remembers about you, and deleting it
+
+API (everything but /api/room, /api/signup, /api/login needs a signed-in person):
+    /api/room, /api/signup, /api/login, /api/logout, /api/me   (``web.auth``)
     /api/memory/...        the memory REST API (``web.memory_api``)
     GET  /api/avatars      the avatars this server offers
-    GET  /api/health       LLM, STT and TTS status, with what to do when one is down
+    GET  /api/health       LLM, STT, TTS and memory status, with what to do when one is down
     POST /api/offer        SmallWebRTC signaling (Pipecat-compatible), one session per offer
-    PATCH /api/offer       trickle ICE candidates
+    PATCH /api/offer       trickle ICE candidates (only for your own peer connections)
     WS   /ws?avatar=ID     the same session over a WebSocket (Pipecat protobuf frames)
+
+The signed-in account is who the voice session is for: its id keys the session's memories.
 """
 
 from __future__ import annotations
@@ -18,7 +25,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from fastapi import FastAPI, HTTPException, Query, WebSocket
+from fastapi import Cookie, FastAPI, HTTPException, Query, WebSocket
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from loguru import logger
@@ -30,12 +37,16 @@ from pipecat.transports.smallwebrtc.request_handler import (
 )
 from pydantic import BaseModel, Field
 
-from bots.config import AvatarConfigError, list_avatars, load_avatar
-from bots.llm_backend import LLMUnavailableError, llm_health
+from bots.config import AvatarConfig, AvatarConfigError, list_avatars, load_avatar
+from bots.llm_backend import LLMBackend, LLMUnavailableError, llm_health
 from bots.models import ModelMissingError
+from bots.settings import get_settings
 from bots.warmup import warm_llm, warm_up_models
 from transports.webrtc import webrtc_transport
 from transports.websocket import websocket_transport
+from web.accounts import AccountStore
+from web.auth import COOKIE, RoomOptions, SignedIn, auth_router, websocket_user
+from web.health import health_report
 from web.memory_api import memory_router
 from web.sessions import SessionManager
 
@@ -67,18 +78,34 @@ class PatchBody(BaseModel):
     candidates: list[IceCandidateBody]
 
 
-def create_app(avatars: list[str] | None = None, *, greet: bool = True) -> FastAPI:
+def create_app(
+    avatars: list[str] | None = None,
+    *,
+    greet: bool = True,
+    room: RoomOptions | None = None,
+    accounts: AccountStore | None = None,
+    login_check_secs: float = 5.0,
+) -> FastAPI:
     """Build the app.
 
     Args:
         avatars: the avatar ids to offer (all found when None); the first is the default.
         greet: whether avatars say their greeting when someone connects.
+        room: how the room is exposed (LAN, passcode, HTTPS); default: this machine only.
+        accounts: the account store (default: ``<data dir>/accounts.sqlite3``).
+        login_check_secs: how often live calls are checked for an expired sign-in.
     """
     offered = avatars or list_avatars()
     for avatar_id in offered:
         load_avatar(avatar_id)  # fail at start-up, naming the bad field, not at first call
+    room = room or RoomOptions()
+    settings = get_settings()
+    accounts = accounts or AccountStore(
+        settings.data_dir / "accounts.sqlite3", ttl=settings.login_hours * 3600
+    )
     sessions = SessionManager(greet=greet)
     webrtc = SmallWebRTCRequestHandler()
+    peer_owners: dict[str, str] = {}  # pc_id -> user id, so nobody patches another's call
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI):
@@ -90,15 +117,31 @@ def create_app(avatars: list[str] | None = None, *, greet: bool = True) -> FastA
             logger.warning(health["fix"])
         # The LLM server may still be starting (make run starts both): warm it when it is up.
         warm = asyncio.create_task(asyncio.to_thread(warm_llm, avatars, 120.0))
+        watch = asyncio.create_task(
+            sessions.watch_logins(lambda t: accounts.user_for(t) is not None, login_check_secs)
+        )
         yield
         warm.cancel()
+        watch.cancel()
         await sessions.stop_all()
         await webrtc.close()
 
     app = FastAPI(title="Local avatars", lifespan=lifespan)
     app.state.sessions = sessions
+    app.state.accounts = accounts
+    app.state.room = room
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
-    app.include_router(memory_router(lambda: offered))
+    app.include_router(
+        auth_router(
+            accounts,
+            room,
+            on_sign_out=lambda token: sessions.end_calls(
+                "You signed out, so the call ended.", login=token
+            ),
+            present=sessions.present,
+        )
+    )
+    app.include_router(memory_router(lambda: offered, before_forget=sessions.forget))
 
     def pick_avatar(requested: str | None) -> str:
         avatar_id = requested or offered[0]
@@ -106,7 +149,7 @@ def create_app(avatars: list[str] | None = None, *, greet: bool = True) -> FastA
             raise HTTPException(404, f"no avatar {avatar_id!r} here (offered: {offered})")
         return avatar_id
 
-    async def prepare(avatar_id: str):
+    async def prepare(avatar_id: str) -> tuple[AvatarConfig, LLMBackend]:
         try:
             return await sessions.prepare(avatar_id)
         except LLMUnavailableError as e:
@@ -114,16 +157,17 @@ def create_app(avatars: list[str] | None = None, *, greet: bool = True) -> FastA
         except (AvatarConfigError, ModelMissingError) as e:
             raise HTTPException(500, str(e)) from None
 
-    @app.get("/", include_in_schema=False)
-    async def index():
-        return FileResponse(STATIC / "index.html")
-
-    @app.get("/memory", include_in_schema=False)
-    async def memory_page():
-        return FileResponse(STATIC / "memory.html")
+    # Pages are static; each checks /api/me and sends a signed-out visitor to /login.
+    for route, page in [
+        ("/", "lobby.html"),
+        ("/login", "login.html"),
+        ("/talk", "talk.html"),
+        ("/memory", "memory.html"),
+    ]:
+        app.add_api_route(route, _page(STATIC / page), methods=["GET"], include_in_schema=False)
 
     @app.get("/api/avatars")
-    async def avatars_list():
+    async def avatars_list(_user: SignedIn):
         out = []
         for avatar_id in offered:
             a = load_avatar(avatar_id)
@@ -141,17 +185,16 @@ def create_app(avatars: list[str] | None = None, *, greet: bool = True) -> FastA
 
     @app.get("/api/health")
     async def health():
-        llm = await asyncio.to_thread(llm_health)
-        return {
-            "ok": llm["ok"],
-            "llm": llm,
-            "stt": {"ok": True, "engine": "whisper.cpp"},
-            "tts": {"ok": True, "engine": "piper"},
-            "sessions": len(sessions.active),
-        }
+        report = await asyncio.to_thread(health_report, [load_avatar(a) for a in offered])
+        return {**report, "sessions": len(sessions.active)}
 
     @app.post("/api/offer")
-    async def offer(body: OfferBody, avatar: str | None = Query(None)):
+    async def offer(
+        body: OfferBody,
+        user: SignedIn,
+        avatar: str | None = Query(None),
+        login: str | None = Cookie(None, alias=COOKIE),
+    ):
         avatar_id = pick_avatar(avatar or (body.request_data or {}).get("avatar"))
         # Check that a session can start before answering, so a missing LLM is a readable 503
         # rather than a call that connects and stays silent. (Cheap: a file and a probe.)
@@ -160,7 +203,13 @@ def create_app(avatars: list[str] | None = None, *, greet: bool = True) -> FastA
         async def on_connection(connection):
             # Called for new peer connections only (also for a stale pc_id, e.g. after a
             # server restart); renegotiations of a live one reuse its session.
-            await sessions.start(*prepared, webrtc_transport(connection))
+            await sessions.start(
+                *prepared,
+                webrtc_transport(connection),
+                user_id=user.id,
+                username=user.username,
+                login=login,
+            )
 
         request = SmallWebRTCRequest(
             sdp=body.sdp,
@@ -177,10 +226,13 @@ def create_app(avatars: list[str] | None = None, *, greet: bool = True) -> FastA
             raise HTTPException(400, f"could not accept the WebRTC offer: {e}") from None
         if not answer:
             raise HTTPException(500, "no WebRTC answer was produced")
+        peer_owners[answer["pc_id"]] = user.id
         return answer
 
     @app.patch("/api/offer")
-    async def ice_candidate(body: PatchBody):
+    async def ice_candidate(body: PatchBody, user: SignedIn):
+        if peer_owners.get(body.pc_id) != user.id:
+            raise HTTPException(404, "no such peer connection of yours")
         request = SmallWebRTCPatchRequest(
             pc_id=body.pc_id,
             candidates=[
@@ -195,13 +247,24 @@ def create_app(avatars: list[str] | None = None, *, greet: bool = True) -> FastA
 
     @app.websocket("/ws")
     async def ws(websocket: WebSocket, avatar: str | None = Query(None)):
+        user = websocket_user(websocket)
         await websocket.accept()
+        if user is None:
+            await websocket.close(code=4401, reason="Sign in first (or your sign-in expired).")
+            return
         try:
             config, backend = await prepare(pick_avatar(avatar))
         except HTTPException as e:
             await websocket.close(code=1011, reason=str(e.detail)[:120])
             return
-        running = await sessions.start(config, backend, websocket_transport(websocket))
+        running = await sessions.start(
+            config,
+            backend,
+            websocket_transport(websocket),
+            user_id=user.id,
+            username=user.username,
+            login=websocket.cookies.get(COOKIE),
+        )
         await running.task
 
     @app.exception_handler(AvatarConfigError)
@@ -209,3 +272,10 @@ def create_app(avatars: list[str] | None = None, *, greet: bool = True) -> FastA
         return JSONResponse({"detail": str(exc)}, status_code=422)
 
     return app
+
+
+def _page(path: Path):
+    async def serve() -> FileResponse:
+        return FileResponse(path)
+
+    return serve

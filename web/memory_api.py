@@ -15,27 +15,28 @@ Routes (all for the current user only; ``avatar`` picks whose view of them):
     POST   /api/memory/forget                    "forget me": everything of this user, in every
                                                  table, for every avatar
 
-Who the current user is comes from ``current_user``: until the room has logins, the one person
-at this machine (``memory.session.LOCAL_USER``).
+Every route needs a signed-in person (``web.auth``); their account id is whose memories these
+are. Nothing here takes a user id from the request itself.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 
 from bots.settings import get_settings
 from memory.extract import render_profile
-from memory.session import LOCAL_USER, open_store
+from memory.session import open_store
 from memory.store import Card, MemoryStore
+from web.auth import signed_in_user
 
 
-def current_user(_request: Request) -> str:
-    """The person making the request (one local person until logins exist)."""
-    return LOCAL_USER
+def current_user(request: Request) -> str:
+    """The signed-in person's account id (401 when nobody is signed in)."""
+    return signed_in_user(request).id
 
 
 def _store() -> MemoryStore:
@@ -45,8 +46,17 @@ def _store() -> MemoryStore:
     return open_store(settings.memory_location)
 
 
-def memory_router(offered: Callable[[], list[str]]) -> APIRouter:
-    """The memory routes; ``offered`` lists the avatar ids this server has."""
+def memory_router(
+    offered: Callable[[], list[str]],
+    before_forget: Callable[[str], Awaitable[None]] | None = None,
+) -> APIRouter:
+    """The memory routes.
+
+    Args:
+        offered: lists the avatar ids this server has.
+        before_forget: awaited with the user id before "forget me" deletes anything (ends
+            that person's live calls, so they write nothing afterwards).
+    """
     router = APIRouter(prefix="/api/memory", tags=["memory"])
 
     def avatar_param(avatar: str | None = Query(None)) -> str:
@@ -144,6 +154,9 @@ def memory_router(offered: Callable[[], list[str]]) -> APIRouter:
 
     @router.post("/forget")
     async def forget_me(user: str = Depends(current_user)) -> dict:
+        if before_forget is not None:
+            await before_forget(user)
+
         def forget() -> dict:
             store = _store()
             before = store.count(user)

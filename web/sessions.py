@@ -12,6 +12,7 @@ import uuid
 from dataclasses import dataclass
 
 from loguru import logger
+from pipecat.frames.frames import EndFrame
 from pipecat.processors.frameworks.rtvi.frames import RTVIServerMessageFrame
 from pipecat.transports.base_transport import BaseTransport
 from pipecat.workers.runner import WorkerRunner
@@ -19,20 +20,31 @@ from pipecat.workers.runner import WorkerRunner
 from bots.config import AvatarConfig, load_avatar
 from bots.llm_backend import LLMBackend, resolve_backend
 from bots.pipeline import VoiceSession, build_session
-from memory.session import LOCAL_USER
 from memory.writer import when_llm_idle
 from processors.turn_latency import TurnLatency
 
 _background: set[asyncio.Task] = set()
+FORGOTTEN = "Everything about you was deleted, so this call ended."
 
 
 @dataclass
 class RunningSession:
-    """A session and the task running it."""
+    """A session, the task running it, and who it belongs to."""
 
     id: str
     session: VoiceSession
     task: asyncio.Task
+    user_id: str
+    username: str = ""
+    login: str | None = None
+    """The sign-in token it was started with (room sessions); the call ends when it does."""
+
+
+def _spawn(coro, name: str) -> None:
+    """Run ``coro`` in the background, keeping a reference until it is done."""
+    task = asyncio.create_task(coro, name=name)
+    _background.add(task)
+    task.add_done_callback(_background.discard)
 
 
 class SessionManager:
@@ -41,6 +53,8 @@ class SessionManager:
     def __init__(self, *, greet: bool = True):
         self.greet = greet
         self.active: dict[str, RunningSession] = {}
+        # Ended sessions still writing their memories (last chunk, distillation).
+        self.finishing: dict[str, RunningSession] = {}
         when_llm_idle(lambda: not self.active)
 
     async def prepare(self, avatar_id: str) -> tuple[AvatarConfig, LLMBackend]:
@@ -60,9 +74,20 @@ class SessionManager:
         backend: LLMBackend,
         transport: BaseTransport,
         *,
-        user_id: str = LOCAL_USER,
+        user_id: str,
+        username: str = "",
+        login: str | None = None,
     ) -> RunningSession:
-        """Build and start a session for ``user_id`` talking to ``avatar`` on ``transport``."""
+        """Build and start a session for ``user_id`` talking to ``avatar`` on ``transport``.
+
+        Args:
+            avatar: the character.
+            backend: the LLM server.
+            transport: the connection.
+            user_id: whose memories this session reads and writes.
+            username: shown to others in the lobby.
+            login: the sign-in token behind the connection, if any (see ``end_calls``).
+        """
         # Unique across restarts: conversations are stored under this id.
         sid = f"{avatar.id}-{uuid.uuid4().hex[:10]}"
         session = build_session(avatar, transport, backend=backend, session_id=sid, user_id=user_id)
@@ -87,7 +112,7 @@ class SessionManager:
 
         session.latency.add_listener(_send_latency)
         task = asyncio.create_task(self._run(sid, session), name=f"session-{sid}")
-        running = RunningSession(sid, session, task)
+        running = RunningSession(sid, session, task, user_id, username, login)
         self.active[sid] = running
         logger.info(f"[{sid}] session started ({len(self.active)} active)")
         return running
@@ -100,12 +125,70 @@ class SessionManager:
         except Exception:
             logger.exception(f"[{sid}] session failed")
         finally:
-            self.active.pop(sid, None)
+            running = self.active.pop(sid, None)
             logger.info(f"[{sid}] session ended ({len(self.active)} active)")
             # The last chunk and the LLM's distillation happen after the person has gone.
-            task = asyncio.create_task(session.finish(), name=f"finish-{sid}")
-            _background.add(task)
-            task.add_done_callback(_background.discard)
+            if running is not None:
+                self.finishing[sid] = running
+            _spawn(self._finish(sid, session), f"finish-{sid}")
+
+    async def _finish(self, sid: str, session: VoiceSession) -> None:
+        try:
+            await session.finish()
+        finally:
+            self.finishing.pop(sid, None)
+
+    def present(self) -> list[dict]:
+        """Who is talking to which avatar right now (for the lobby)."""
+        return [
+            {"username": r.username, "avatar": r.session.avatar.id}
+            for r in self.active.values()
+            if r.username
+        ]
+
+    def end_calls(self, reason: str, *, user_id: str | None = None, login: str | None = None):
+        """End every call of ``user_id`` (or started with sign-in ``login``) after its turn."""
+        for running in list(self.active.values()):
+            if (user_id and running.user_id == user_id) or (login and running.login == login):
+                _spawn(running.session.end_after_turn(reason), f"end-{running.id}")
+
+    async def forget(self, user_id: str) -> None:
+        """Before "forget me": end the person's calls now and stop every write of theirs."""
+        everyone = [*self.active.values(), *self.finishing.values()]
+        mine = [r for r in everyone if r.user_id == user_id]
+        for running in mine:
+            if running.session.memory:
+                await running.session.memory.writer.discard()
+            if running.id in self.active and not running.session.ending:
+                running.session.ending = True
+                await running.session.worker.queue_frames(
+                    [
+                        RTVIServerMessageFrame(data={"type": "call-ended", "reason": FORGOTTEN}),
+                        EndFrame(),
+                    ]
+                )
+
+    async def watch_logins(self, still_valid, every_secs: float = 5.0) -> None:
+        """Forever: end (after their turn) the calls whose sign-in expired.
+
+        Args:
+            still_valid: ``still_valid(token) -> bool``.
+            every_secs: how often to check.
+        """
+        while True:
+            await asyncio.sleep(every_secs)
+            for running in list(self.active.values()):
+                if (
+                    running.login
+                    and not running.session.ending
+                    and not await asyncio.to_thread(still_valid, running.login)
+                ):
+                    _spawn(
+                        running.session.end_after_turn(
+                            "Your sign-in expired. Sign in again to keep talking."
+                        ),
+                        f"end-{running.id}",
+                    )
 
     async def stop_all(self) -> None:
         """Cancel every session (server shutdown)."""

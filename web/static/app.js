@@ -1,7 +1,7 @@
 // The talk page: picks the avatar, runs one Call at a time, and turns RTVI messages into a
 // live transcript. Message shapes are Pipecat's (pipecat/processors/frameworks/rtvi/).
-import { Call, CallError, describeDetail } from "./call.js";
-import { hashHue, withCode } from "./ui.js";
+import { Call, CallError } from "./call.js";
+import { getJSON, hashHue, initialsOf, showAccount, withCode } from "./ui.js";
 
 const $ = (id) => document.getElementById(id);
 const ui = {
@@ -21,11 +21,21 @@ const ui = {
   audio: $("bot-audio"),
   others: $("others"),
   details: $("details-list"),
+  account: $("account"),
+  memoryNav: $("memory-nav"),
+  mute: $("mute"),
+  interrupt: $("interrupt"),
+  mode: $("mode"),
+  ptt: $("ptt"),
+  micLevel: $("mic-level"),
 };
 
 let avatar = null;
 let call = null;
 let meter = null; // { ctx, stop() } while a call plays audio
+let micMeter = null; // the same for the microphone
+let muted = false;
+let holding = false; // push-to-talk held down
 
 // Conversation state. Bubbles stay "open" until the other side takes the turn, so text that
 // arrives late (a final transcript after user-stopped-speaking, the last word of a reply)
@@ -47,6 +57,7 @@ async function init() {
   setStatus("Loading…");
   let avatars;
   try {
+    await showAccount(ui.account);
     avatars = await getJSON("/api/avatars");
   } catch (e) {
     return setStatus(`Could not load the avatars: ${e.message}`, "error");
@@ -63,6 +74,8 @@ async function init() {
   }
   ui.talk.disabled = false;
   ui.talk.addEventListener("click", () => (call ? hangUp() : talk()));
+  ui.memoryNav.href = `/memory?avatar=${encodeURIComponent(avatar.id)}`;
+  setUpMicControls();
   // Closing the tab mid-call: close the peer connection so the server ends the session now,
   // instead of noticing the silence ~30 s later.
   addEventListener("pagehide", () => call?.hangUp());
@@ -81,7 +94,7 @@ function showAvatar(a, all) {
   ui.empty.textContent = `Press Talk and say hello. ${a.name} answers out loud, and the conversation appears here.`;
   for (const other of all.filter((o) => o.id !== a.id)) {
     const link = document.createElement("a");
-    link.href = `?avatar=${encodeURIComponent(other.id)}`;
+    link.href = `/talk?avatar=${encodeURIComponent(other.id)}`;
     link.textContent = other.name;
     ui.others.append(link);
   }
@@ -92,7 +105,8 @@ async function checkHealth() {
   try {
     const h = await getJSON("/api/health");
     addDetail("LLM", h.llm?.ok ? `${h.llm.backend}${h.llm.model ? ` (${h.llm.model})` : ""}` : "down");
-    if (!h.ok) showBanner(h.llm?.fix || "The server reports a problem: the avatar may not answer.");
+    const down = ["llm", "stt", "tts", "memory"].find((part) => h[part] && !h[part].ok);
+    if (down) showBanner(h[down].fix || "The server reports a problem: the avatar may not answer.");
   } catch (e) {
     showBanner(`Could not check the server's health: ${e.message}`);
   }
@@ -113,6 +127,11 @@ async function talk() {
   setStatus("Asking for the microphone…");
   try {
     await thisCall.start();
+    if (call !== thisCall) return;
+    applyMic();
+    micMeter?.stop();
+    micMeter = levelMeter(thisCall.mic, (level) => (ui.micLevel.value = level));
+    setCallTools(true);
     if (call === thisCall && thisCall.pc?.connectionState !== "connected") {
       setStatus(`Connecting to ${avatar.name}…`);
     }
@@ -133,6 +152,9 @@ function endCall(text, kind) {
   ending?.hangUp();
   meter?.stop();
   meter = null;
+  micMeter?.stop();
+  micMeter = null;
+  setCallTools(false);
   ui.audio.srcObject = null;
   markInterrupted(); // hanging up on a reply cuts it off too
   botSpeaking = false;
@@ -193,6 +215,54 @@ function levelMeter(stream, onLevel) {
   };
 }
 
+// ---------- mute, push-to-talk, interrupt ----------
+
+function setUpMicControls() {
+  ui.mute.addEventListener("click", () => {
+    muted = !muted;
+    ui.mute.setAttribute("aria-pressed", String(muted));
+    ui.mute.textContent = muted ? "Unmute" : "Mute";
+    applyMic();
+  });
+  ui.mode.addEventListener("change", () => {
+    ui.ptt.hidden = ui.mode.value !== "push-to-talk";
+    applyMic();
+  });
+  const hold = (down) => {
+    holding = down;
+    ui.ptt.classList.toggle("held", down);
+    applyMic();
+  };
+  ui.ptt.addEventListener("pointerdown", () => hold(true));
+  for (const ev of ["pointerup", "pointerleave", "pointercancel"]) {
+    ui.ptt.addEventListener(ev, () => holding && hold(false));
+  }
+  addEventListener("keydown", (e) => {
+    if (e.code === "Space" && !e.repeat && ui.mode.value === "push-to-talk" && call && !isTyping(e)) {
+      e.preventDefault();
+      hold(true);
+    }
+  });
+  addEventListener("keyup", (e) => e.code === "Space" && holding && hold(false));
+  ui.interrupt.addEventListener("click", () => {
+    call?.interrupt();
+    markInterrupted();
+  });
+}
+
+const isTyping = (e) => ["INPUT", "SELECT", "TEXTAREA"].includes(e.target?.tagName);
+
+/** The mic sends audio when not muted and, in push-to-talk, only while held. */
+function applyMic() {
+  const pushToTalk = ui.mode.value === "push-to-talk";
+  call?.setMicEnabled(!muted && (!pushToTalk || holding));
+}
+
+function setCallTools(inCall) {
+  for (const b of [ui.mute, ui.interrupt, ui.ptt]) b.disabled = !inCall;
+  if (!inCall) ui.micLevel.value = 0;
+}
+
 // ---------- RTVI messages ----------
 
 function handleRTVI({ type, data = {} }) {
@@ -246,6 +316,8 @@ function handleRTVI({ type, data = {} }) {
       break;
     case "server-message":
       if (data?.type === "turn-latency") showLatency(data);
+      // The server ends the call between turns: sign-in expired, signed out, forgotten.
+      if (data?.type === "call-ended") endCall(data.reason, "warn");
       break;
     case "metrics":
       showMetrics(data);
@@ -481,19 +553,5 @@ function addDetail(key, value) {
 
 const shortName = (processor = "") =>
   ["STT", "LLM", "TTS"].find((k) => processor.toUpperCase().includes(k)) ?? processor;
-
-function initialsOf(name) {
-  const words = name.trim().split(/\s+/).filter(Boolean);
-  // One letter for one word ("L"), two for a full name ("AL"): big and legible either way.
-  const letters = words.length > 1 ? words[0][0] + words.at(-1)[0] : (words[0]?.[0] ?? "?");
-  return letters.toUpperCase();
-}
-
-async function getJSON(url) {
-  const res = await fetch(url);
-  const body = await res.json().catch(() => null);
-  if (!res.ok) throw new Error(`${describeDetail(body?.detail) || res.statusText} (HTTP ${res.status})`);
-  return body;
-}
 
 init();

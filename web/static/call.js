@@ -1,5 +1,6 @@
 // One voice call to the server: microphone, WebRTC (Pipecat SmallWebRTC signaling) and the
 // RTVI data channel. No UI here: the page listens to the callbacks and draws what it likes.
+import { api } from "./ui.js";
 
 // The RTVI protocol version the server speaks
 // (pipecat/processors/frameworks/rtvi/models.py, PROTOCOL_VERSION). Announcing it in
@@ -140,6 +141,16 @@ export class Call {
     // "renegotiate" is only asked for video tracks; an audio-only call never gets it.
   }
 
+  /** Send the microphone's audio or silence (mute, push-to-talk) without renegotiating. */
+  setMicEnabled(on) {
+    this.mic?.getAudioTracks().forEach((t) => (t.enabled = on));
+  }
+
+  /** Stop the avatar mid-reply, as talking over it would (flushes queued speech). */
+  interrupt() {
+    this.sendRTVI("client-message", { t: "interrupt", d: {} });
+  }
+
   sendRTVI(type, data) {
     if (this.channel?.readyState !== "open") return;
     this.channel.send(JSON.stringify({ label: RTVI_LABEL, type, id: randomId(), data }));
@@ -182,29 +193,11 @@ function waitForIceGathering(pc, maxMs) {
   });
 }
 
-/** POST JSON; on HTTP errors, throw the server's own explanation (FastAPI's `detail`). */
+/** POST JSON; on HTTP errors, throw the server's own explanation as a CallError. */
 async function postJSON(url, body) {
-  let res;
   try {
-    res = await fetch(url, {
-      method: "POST",
-      headers: { "Content-Type": "application/json" },
-      body: JSON.stringify(body),
-    });
-  } catch {
-    throw new CallError("The server did not answer. Is it still running?");
+    return await api("POST", url, body);
+  } catch (e) {
+    throw new CallError(e.message);
   }
-  const payload = await res.json().catch(() => null);
-  if (!res.ok) {
-    throw new CallError(`${describeDetail(payload?.detail) || res.statusText} (HTTP ${res.status})`);
-  }
-  return payload;
-}
-
-/** FastAPI's detail is a string for our errors, a list of field errors for validation. */
-export function describeDetail(detail) {
-  if (!detail) return "";
-  if (typeof detail === "string") return detail;
-  if (Array.isArray(detail)) return detail.map((d) => d.msg ?? JSON.stringify(d)).join("; ");
-  return JSON.stringify(detail);
 }

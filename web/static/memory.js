@@ -1,8 +1,7 @@
 // The memory page: what each avatar remembers about you, where each memory came from, and
 // deleting any of it. Talks to the REST API in web/memory_api.py. Every piece of data goes
 // into the page as text (textContent), never as markup.
-import { describeDetail } from "./call.js";
-import { hashHue, withCode } from "./ui.js";
+import { api, getJSON, hashHue, withCode } from "./ui.js";
 
 const $ = (id) => document.getElementById(id);
 const ui = {
@@ -94,7 +93,7 @@ function selectAvatar(a) {
   avatar = a;
   document.title = `What ${a.name} remembers · Local avatars`;
   ui.title.textContent = `What ${a.name} remembers about you`;
-  ui.back.href = `/?avatar=${encodeURIComponent(a.id)}`;
+  ui.back.href = `/talk?avatar=${encodeURIComponent(a.id)}`;
   ui.backLabel.textContent = `Back to talking with ${a.name}`;
   // Same colours as the avatar's talk page.
   ui.root.style.setProperty("--hue", String(hashHue(a.id)));
@@ -279,7 +278,7 @@ async function deleteCard(card, li, button) {
   button.disabled = true;
   hideError();
   try {
-    await request("DELETE", `/api/memory/cards/${encodeURIComponent(card.id)}`);
+    await api("DELETE", `/api/memory/cards/${encodeURIComponent(card.id)}`);
     removeItem(li, ui.cardsTitle);
     updateCardsCount();
     setStatus(`Deleted the memory “${card.text}”.`, "ok");
@@ -389,7 +388,7 @@ async function deleteConversation(c, li, button) {
   button.disabled = true;
   hideError();
   try {
-    const r = await request("DELETE", `/api/memory/conversations/${encodeURIComponent(c.session_id)}`);
+    const r = await api("DELETE", `/api/memory/conversations/${encodeURIComponent(c.session_id)}`);
     removeItem(li, ui.convsTitle);
     updateConvsCount();
     const learned = r.cards ? `, and ${plural(r.cards, "memory", "memories")} learned only from it` : "";
@@ -421,7 +420,7 @@ async function forgetMe() {
   hideError();
   ui.forgetResult.textContent = "Forgetting…";
   try {
-    const { forgotten, left } = await request("POST", "/api/memory/forget");
+    const { forgotten, left } = await api("POST", "/api/memory/forget");
     const gone =
       `${plural(forgotten.turns, "turn")} of conversation, ${plural(forgotten.chunks, "passage")} ` +
       `and ${plural(forgotten.cards, "memory", "memories")}`;
@@ -491,29 +490,6 @@ function showError(text) {
 
 function hideError() {
   ui.banner.hidden = true;
-}
-
-class HttpError extends Error {
-  constructor(message, status) {
-    super(message);
-    this.status = status;
-  }
-}
-
-const getJSON = (url) => request("GET", url);
-
-async function request(method, url) {
-  let res;
-  try {
-    res = await fetch(url, { method, headers: { Accept: "application/json" } });
-  } catch {
-    throw new HttpError("the server did not answer (is it still running?)", 0);
-  }
-  const body = await res.json().catch(() => null);
-  if (!res.ok) {
-    throw new HttpError(`${describeDetail(body?.detail) || res.statusText} (HTTP ${res.status})`, res.status);
-  }
-  return body;
 }
 
 init();

@@ -1,0 +1,212 @@
+"""Sign-up, sign-in and sign-out for the room, and who is asking.
+
+Routes (JSON):
+    GET  /api/room      whether a passcode is needed, the URLs to share, who is signed in
+    POST /api/signup    {username, password, passcode?} -> signed in (cookie set)
+    POST /api/login     {username, password} -> signed in (cookie set)
+    POST /api/logout    ends this sign-in (and, after their current turn, its calls)
+    GET  /api/me        the signed-in user, or 401
+
+The cookie is HTTP-only (page scripts cannot read it), ``SameSite=Strict`` (no other site can
+make the browser send it, which also rules out cross-site request forgery), and ``Secure`` when
+the room is served over HTTPS. Failed sign-ins and wrong passcodes are rate limited per client
+address and per user name.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import Annotated
+from urllib.parse import urlsplit
+
+from fastapi import APIRouter, Depends, HTTPException, Request, Response, WebSocket
+from pydantic import BaseModel, Field
+
+from web.accounts import AccountError, AccountStore, User
+
+COOKIE = "avatars_login"
+
+
+class RoomOptions(BaseModel):
+    """How the room is exposed; set by ``python -m web`` (``--lan``, ``--https``)."""
+
+    lan: bool = False
+    """Listening beyond this machine: a passcode is then required before sign-up."""
+    passcode: str | None = None
+    https: bool = False
+    urls: list[str] = Field(default_factory=list)
+    """Addresses testers should open (shown in the lobby)."""
+    max_failures: int = Field(5, ge=1)
+    """Failed sign-ins (or wrong passcodes) allowed per address or name in ``window_secs``."""
+    window_secs: float = Field(300.0, gt=0)
+
+    @property
+    def passcode_required(self) -> bool:
+        """Whether sign-up asks for the room passcode."""
+        return bool(self.passcode)
+
+
+class Credentials(BaseModel):
+    """A sign-in form."""
+
+    username: str = Field(min_length=1, max_length=64)
+    password: str = Field(min_length=1, max_length=1024)
+
+
+class SignUp(Credentials):
+    """A sign-up form."""
+
+    passcode: str = Field("", max_length=256)
+
+
+class AttemptLimiter:
+    """At most ``limit`` failures per key in a sliding ``window`` (seconds)."""
+
+    def __init__(self, limit: int, window: float):
+        self.limit = limit
+        self.window = window
+        self._failures: dict[str, deque[float]] = {}
+
+    def retry_after(self, *keys: str) -> float:
+        """Seconds until any of ``keys`` may try again (0: now)."""
+        now = time.monotonic()
+        wait = 0.0
+        for key in keys:
+            recent = self._failures.get(key)
+            while recent and recent[0] <= now - self.window:
+                recent.popleft()
+            if recent is not None and not recent:
+                del self._failures[key]
+            elif recent and len(recent) >= self.limit:
+                wait = max(wait, recent[0] + self.window - now)
+        return wait
+
+    def failed(self, *keys: str) -> None:
+        """Count one failure against each key."""
+        now = time.monotonic()
+        for key in keys:
+            self._failures.setdefault(key, deque()).append(now)
+
+
+def _client(request: Request | WebSocket) -> str:
+    return request.client.host if request.client else "?"
+
+
+def signed_in_user(request: Request) -> User:
+    """FastAPI dependency: the signed-in user, or 401 saying what to do."""
+    user = request.app.state.accounts.user_for(request.cookies.get(COOKIE))
+    if user is None:
+        raise HTTPException(401, "You are not signed in (or your sign-in expired): sign in again.")
+    return user
+
+
+SignedIn = Annotated[User, Depends(signed_in_user)]
+"""A route parameter of this type is the signed-in user (401 otherwise)."""
+
+
+def websocket_user(websocket: WebSocket) -> User | None:
+    """The signed-in user behind a WebSocket upgrade, if it comes from this room's own page.
+
+    Browsers send cookies with cross-site WebSocket upgrades unless SameSite forbids it, and
+    WebSockets have no CORS: checking that the Origin is this host closes that door too.
+    """
+    origin = websocket.headers.get("origin")
+    if origin and urlsplit(origin).netloc != websocket.headers.get("host"):
+        return None
+    return websocket.app.state.accounts.user_for(websocket.cookies.get(COOKIE))
+
+
+def auth_router(
+    accounts: AccountStore,
+    room: RoomOptions,
+    *,
+    on_sign_out: Callable[[str], None] = lambda _token: None,
+    present: Callable[[], list[dict]] = list,
+) -> APIRouter:
+    """The sign-in routes.
+
+    Args:
+        accounts: where users and sign-ins live.
+        room: how the room is exposed (passcode, HTTPS, URLs).
+        on_sign_out: called with the token of a sign-in that ended (to end its calls).
+        present: who is in the room right now (for the lobby).
+    """
+    router = APIRouter(prefix="/api")
+    limiter = AttemptLimiter(room.max_failures, room.window_secs)
+
+    def set_cookie(response: Response, token: str) -> None:
+        response.set_cookie(
+            COOKIE,
+            token,
+            max_age=int(accounts.ttl),
+            httponly=True,
+            samesite="strict",
+            secure=room.https,
+            path="/",
+        )
+
+    def refuse_if_limited(*keys: str) -> None:
+        wait = limiter.retry_after(*keys)
+        if wait > 0:
+            raise HTTPException(
+                429,
+                f"Too many failed attempts. Try again in {int(wait) + 1} s.",
+                headers={"Retry-After": str(int(wait) + 1)},
+            )
+
+    @router.get("/room")
+    async def room_info(request: Request) -> dict:
+        user = accounts.user_for(request.cookies.get(COOKIE))
+        return {
+            "passcode_required": room.passcode_required,
+            "lan": room.lan,
+            "https": room.https,
+            "urls": room.urls,
+            "user": {"id": user.id, "username": user.username} if user else None,
+            "present": present() if user else [],
+        }
+
+    @router.post("/signup", status_code=201)
+    async def sign_up(form: SignUp, request: Request, response: Response) -> dict:
+        client = f"ip:{_client(request)}"
+        if room.passcode_required:
+            refuse_if_limited(client)
+            if form.passcode != room.passcode:
+                limiter.failed(client)
+                raise HTTPException(403, "That is not the room passcode. Ask the room's host.")
+        try:
+            user = await asyncio.to_thread(accounts.sign_up, form.username, form.password)
+        except AccountError as e:
+            raise HTTPException(400, str(e)) from None
+        set_cookie(response, accounts.sign_in(user))
+        return {"id": user.id, "username": user.username}
+
+    @router.post("/login")
+    async def log_in(form: Credentials, request: Request, response: Response) -> dict:
+        keys = (f"ip:{_client(request)}", f"name:{form.username.strip().casefold()}")
+        refuse_if_limited(*keys)
+        user = await asyncio.to_thread(accounts.authenticate, form.username, form.password)
+        if user is None:
+            limiter.failed(*keys)
+            raise HTTPException(401, "Wrong user name or password.")
+        set_cookie(response, accounts.sign_in(user))
+        return {"id": user.id, "username": user.username}
+
+    @router.post("/logout")
+    async def log_out(request: Request, response: Response) -> dict:
+        token = request.cookies.get(COOKIE)
+        if token:
+            accounts.sign_out(token)
+            on_sign_out(token)
+        response.delete_cookie(COOKIE, path="/", httponly=True, samesite="strict")
+        return {"ok": True}
+
+    @router.get("/me")
+    async def me(request: Request) -> dict:
+        user = signed_in_user(request)
+        return {"id": user.id, "username": user.username}
+
+    return router

@@ -1,0 +1,58 @@
+"""Health of each part a call needs (LLM, STT, TTS, memory), with what to do when one is down.
+
+Shown in the lobby and on the talk page. Every check is cheap: files on disk and one HTTP probe
+of the LLM server; nothing is loaded or converted here.
+"""
+
+from __future__ import annotations
+
+from bots.config import AvatarConfig
+from bots.llm_backend import llm_health
+from bots.models import ModelMissingError, cache_dir, minilm_onnx, piper_voice
+from bots.settings import get_settings
+
+MODELS_FIX = "Run `make models` on the server."
+
+
+def _stt() -> dict:
+    model = get_settings().whisper_model
+    if model == "tiny.en" and not (cache_dir() / "ggml-tiny.en.bin").exists():
+        fix = f"Whisper is not prepared. {MODELS_FIX}"
+        return {"ok": False, "engine": "whisper.cpp", "fix": fix}
+    return {"ok": True, "engine": "whisper.cpp", "model": model}
+
+
+def _tts(avatars: list[AvatarConfig]) -> dict:
+    for avatar in avatars:
+        try:
+            piper_voice(avatar.voice.piper_voice)
+        except ModelMissingError as e:
+            return {"ok": False, "engine": "piper", "fix": f"{avatar.name}'s voice: {e}"}
+    return {"ok": True, "engine": "piper"}
+
+
+def _memory() -> dict:
+    settings = get_settings()
+    if not settings.memory:
+        return {"ok": True, "engine": "off", "note": "Memory is off (AVATARS_MEMORY=0)."}
+    try:
+        minilm_onnx()  # already prepared: a checksum, no export
+        from memory.session import open_store
+
+        open_store(settings.memory_location).schema_version()
+    except ModelMissingError as e:
+        return {"ok": False, "engine": "lancedb", "fix": str(e)}
+    except Exception as e:  # a broken database must show here, not as a silent avatar
+        return {
+            "ok": False,
+            "engine": "lancedb",
+            "fix": f"The memory database at {settings.memory_location} cannot be opened ({e}). "
+            "Check that the disk is writable, or set AVATARS_MEMORY_URI to another place.",
+        }
+    return {"ok": True, "engine": "lancedb"}
+
+
+def health_report(avatars: list[AvatarConfig]) -> dict:
+    """``{"ok", "llm", "stt", "tts", "memory"}``; each part has ``ok`` and, when down, ``fix``."""
+    parts = {"llm": llm_health(), "stt": _stt(), "tts": _tts(avatars), "memory": _memory()}
+    return {"ok": all(p["ok"] for p in parts.values()), **parts}
