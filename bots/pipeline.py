@@ -31,7 +31,6 @@ from dataclasses import dataclass, field
 
 from loguru import logger
 from pipecat.audio.turn.smart_turn.base_smart_turn import SmartTurnParams
-from pipecat.audio.turn.smart_turn.local_smart_turn_v3 import LocalSmartTurnAnalyzerV3
 from pipecat.audio.vad.vad_analyzer import VADParams
 from pipecat.frames.frames import EndFrame, TTSSpeakFrame
 from pipecat.pipeline.pipeline import Pipeline
@@ -66,6 +65,7 @@ from processors.memory_retrieval import MemoryRetrieval
 from processors.piper_tts import LocalPiperTTSService
 from processors.playback_gate import PlaybackGate
 from processors.reply_text import ReplyTextRecorder
+from processors.shared_smart_turn import SharedSmartTurnAnalyzer
 from processors.turn_latency import TurnLatency, TurnLatencyObserver
 from processors.vad_events import ReportingSileroVAD, VADListener
 from processors.whisper_stt import WhisperCppSTTService
@@ -96,7 +96,7 @@ def user_turn_params(
     )
     if turns.smart_turn:
         stop = TurnAnalyzerUserTurnStopStrategy(
-            turn_analyzer=LocalSmartTurnAnalyzerV3(
+            turn_analyzer=SharedSmartTurnAnalyzer(
                 params=SmartTurnParams(stop_secs=turns.smart_turn_max_wait_secs)
             )
         )

@@ -60,6 +60,8 @@ class Settings(BaseSettings):
     login_hours: float = Field(168.0, gt=0, le=24 * 365)
     """How long a room sign-in lasts (default a week). A call whose sign-in expires finishes
     its current turn, then ends with a message."""
+    login_check_secs: float = Field(5.0, gt=0, le=3600)
+    """How often live calls are checked for an expired sign-in."""
     room_passcode: str = ""
     """Passcode asked for at sign-up when the room is opened to the LAN (``python -m web
     --lan``); when empty there, one is generated and printed at start-up."""

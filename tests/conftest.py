@@ -86,13 +86,19 @@ def llm_backend():
 def lumina_server(llm_backend):
     """`python -m bots lumina` on a free port, talking to the test LLM server."""
     port = free_port()
-    env = {**os.environ, "AVATARS_LLM_BACKEND": "embedded"}
+    # Sign-ins are checked often, so the expiry test need not wait long.
+    env = {
+        **os.environ,
+        "AVATARS_LLM_BACKEND": "embedded",
+        "AVATARS_LOGIN_CHECK_SECS": "0.5",
+        "MALLOC_ARENA_MAX": "2",
+    }
     proc = subprocess.Popen(
         [sys.executable, "-m", "bots", "lumina", "--port", str(port)], cwd=ROOT, env=env
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        wait_http(f"{base}/api/health", 120, proc)
+        wait_http(f"{base}/api/room", 120, proc)
         yield base
     finally:
         proc.terminate()

@@ -11,6 +11,7 @@ API (everything but /api/room, /api/signup, /api/login needs a signed-in person)
     /api/memory/...        the memory REST API (``web.memory_api``)
     GET  /api/avatars      the avatars this server offers
     GET  /api/health       LLM, STT, TTS and memory status, with what to do when one is down
+    GET  /api/stats        live sessions, peer connections, asyncio tasks and RSS of this process
     POST /api/offer        SmallWebRTC signaling (Pipecat-compatible), one session per offer
     PATCH /api/offer       trickle ICE candidates (only for your own peer connections)
     WS   /ws?avatar=ID     the same session over a WebSocket (Pipecat protobuf frames)
@@ -84,7 +85,7 @@ def create_app(
     greet: bool = True,
     room: RoomOptions | None = None,
     accounts: AccountStore | None = None,
-    login_check_secs: float = 5.0,
+    login_check_secs: float | None = None,
 ) -> FastAPI:
     """Build the app.
 
@@ -93,7 +94,8 @@ def create_app(
         greet: whether avatars say their greeting when someone connects.
         room: how the room is exposed (LAN, passcode, HTTPS); default: this machine only.
         accounts: the account store (default: ``<data dir>/accounts.sqlite3``).
-        login_check_secs: how often live calls are checked for an expired sign-in.
+        login_check_secs: how often live calls are checked for an expired sign-in
+            (default: ``AVATARS_LOGIN_CHECK_SECS``).
     """
     offered = avatars or list_avatars()
     for avatar_id in offered:
@@ -118,7 +120,10 @@ def create_app(
         # The LLM server may still be starting (make run starts both): warm it when it is up.
         warm = asyncio.create_task(asyncio.to_thread(warm_llm, avatars, 120.0))
         watch = asyncio.create_task(
-            sessions.watch_logins(lambda t: accounts.user_for(t) is not None, login_check_secs)
+            sessions.watch_logins(
+                lambda t: accounts.user_for(t) is not None,
+                login_check_secs or settings.login_check_secs,
+            )
         )
         yield
         warm.cancel()
@@ -188,6 +193,19 @@ def create_app(
         report = await asyncio.to_thread(health_report, [load_avatar(a) for a in offered])
         return {**report, "sessions": len(sessions.active)}
 
+    @app.get("/api/stats")
+    async def stats(_user: SignedIn) -> dict:
+        """What this process holds: to check that ended calls leave nothing behind."""
+        return {
+            "sessions": len(sessions.active),
+            "finishing": len(sessions.finishing),
+            "in_memory": sessions.alive(),
+            "peer_connections": len(webrtc._pcs_map),  # Pipecat keeps no public count
+            "peer_owners": len(peer_owners),
+            "tasks": len(asyncio.all_tasks()),
+            "rss_mb": _rss_mb(),
+        }
+
     @app.post("/api/offer")
     async def offer(
         body: OfferBody,
@@ -198,18 +216,26 @@ def create_app(
         avatar_id = pick_avatar(avatar or (body.request_data or {}).get("avatar"))
         # Check that a session can start before answering, so a missing LLM is a readable 503
         # rather than a call that connects and stays silent. (Cheap: a file and a probe.)
+        if body.pc_id and peer_owners.get(body.pc_id, user.id) != user.id:
+            raise HTTPException(404, "no such peer connection of yours")
         prepared = await prepare(avatar_id)
 
         async def on_connection(connection):
             # Called for new peer connections only (also for a stale pc_id, e.g. after a
             # server restart); renegotiations of a live one reuse its session.
-            await sessions.start(
-                *prepared,
-                webrtc_transport(connection),
-                user_id=user.id,
-                username=user.username,
-                login=login,
-            )
+            try:
+                running = await sessions.start(
+                    *prepared,
+                    webrtc_transport(connection),
+                    user_id=user.id,
+                    username=user.username,
+                    login=login,
+                )
+            except Exception:
+                await connection.disconnect()  # no session: no peer connection left open
+                raise
+            peer_owners[connection.pc_id] = user.id
+            running.task.add_done_callback(lambda _t: peer_owners.pop(connection.pc_id, None))
 
         request = SmallWebRTCRequest(
             sdp=body.sdp,
@@ -226,7 +252,6 @@ def create_app(
             raise HTTPException(400, f"could not accept the WebRTC offer: {e}") from None
         if not answer:
             raise HTTPException(500, "no WebRTC answer was produced")
-        peer_owners[answer["pc_id"]] = user.id
         return answer
 
     @app.patch("/api/offer")
@@ -272,6 +297,17 @@ def create_app(
         return JSONResponse({"detail": str(exc)}, status_code=422)
 
     return app
+
+
+def _rss_mb() -> float:
+    """This process's resident memory (Linux ``/proc``; 0 elsewhere)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
 
 
 def _page(path: Path):

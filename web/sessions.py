@@ -8,7 +8,9 @@ when its client disconnects, when it idles out, or on shutdown, and is then forg
 from __future__ import annotations
 
 import asyncio
+import gc
 import uuid
+import weakref
 from dataclasses import dataclass
 
 from loguru import logger
@@ -55,6 +57,8 @@ class SessionManager:
         self.active: dict[str, RunningSession] = {}
         # Ended sessions still writing their memories (last chunk, distillation).
         self.finishing: dict[str, RunningSession] = {}
+        # Every session ever started, weakly: what is still alive after ending is a leak.
+        self._all: list[weakref.ref[VoiceSession]] = []
         when_llm_idle(lambda: not self.active)
 
     async def prepare(self, avatar_id: str) -> tuple[AvatarConfig, LLMBackend]:
@@ -113,6 +117,7 @@ class SessionManager:
         session.latency.add_listener(_send_latency)
         task = asyncio.create_task(self._run(sid, session), name=f"session-{sid}")
         running = RunningSession(sid, session, task, user_id, username, login)
+        self._all = [r for r in self._all if r() is not None] + [weakref.ref(session)]
         self.active[sid] = running
         logger.info(f"[{sid}] session started ({len(self.active)} active)")
         return running
@@ -137,6 +142,11 @@ class SessionManager:
             await session.finish()
         finally:
             self.finishing.pop(sid, None)
+
+    def alive(self) -> int:
+        """Sessions still in memory (after a garbage collection), ended or not."""
+        gc.collect()
+        return sum(r() is not None for r in self._all)
 
     def present(self) -> list[dict]:
         """Who is talking to which avatar right now (for the lobby)."""
