@@ -22,7 +22,7 @@ from fastapi.testclient import TestClient
 
 from tests.accounts import PASSWORD, sign_up
 from tests.conftest import free_port, wait_http
-from tests.test_page_browser import BROWSER_FLAGS, CHROMIUM, needs_chromium
+from tests.test_page_browser import BROWSER_FLAGS, CHROMIUM, SCREENSHOTS, needs_chromium
 
 ROOT = Path(__file__).resolve().parents[1]
 STATIC = ROOT / "web" / "static"
@@ -233,6 +233,8 @@ def test_a_memory_shows_why_and_can_be_deleted(memory_server):
             source = card.locator(".mem-source")
             expect(source).to_contain_text("My dog is called Biscuit and he loves the beach.")
             expect(source.locator("strong")).to_have_text("You")
+            SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=str(SCREENSHOTS / "memory.png"), full_page=True)
 
             # The conversation, expanded: the cut-off reply is marked.
             conv = page.locator(".mem-conv")

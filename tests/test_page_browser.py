@@ -31,6 +31,7 @@ from tests.speech import SAMPLE_RATE, piper_say
 
 ROOT = Path(__file__).resolve().parents[1]
 STATIC = ROOT / "web" / "static"
+SCREENSHOTS = ROOT / "docs" / "screenshots"  # linked from the README
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 needs_chromium = pytest.mark.skipif(CHROMIUM is None, reason="needs Debian's chromium")
 BROWSER_FLAGS = [
@@ -68,14 +69,29 @@ def test_talk_page_shows_the_conversation(lumina_server, question_wav):
     with playwright.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=flags, headless=True)
         try:
-            page = browser.new_page(viewport={"width": 1200, "height": 900})
+            context = browser.new_context(viewport={"width": 1200, "height": 900})
+            page = context.new_page()
             page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
             page.on(
                 "console",
                 lambda m: m.type == "error" and problems.append(f"console: {m.text}"),
             )
-            page.goto(lumina_server)
             expect = playwright.expect
+            # Signed out, the lobby sends us to sign in; create an account there.
+            page.goto(lumina_server)
+            expect(page).to_have_url(re.compile(r"/login\?next="))
+            page.get_by_role("tab", name="Create account").click()
+            page.get_by_label("User name").fill(f"tester-{int(time.time() * 1000) % 10**8}")
+            page.get_by_label("Password").fill("correct horse battery")
+            page.get_by_role("button", name="Create account").click()
+
+            # The lobby: the avatar card, health of every part, then the talk page.
+            expect(page.locator(".avatar-card h3")).to_have_text(["Lumina"])
+            expect(page.locator("#health li")).to_have_count(4)
+            expect(page.locator("#health li[data-ok=false]")).to_have_count(0)
+            SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=str(SCREENSHOTS / "lobby.png"))
+            page.get_by_role("link", name="Talk to Lumina").click()
             expect(page.locator("#avatar-name")).to_have_text("Lumina")
             expect(page.locator("#banner")).to_be_hidden()  # the LLM is up
 
@@ -97,7 +113,14 @@ def test_talk_page_shows_the_conversation(lumina_server, question_wav):
             expect(latency.first).to_have_text(
                 re.compile(r"^\d+\.\d\d s · STT \d+ · LLM \d+ · TTS \d+ ms$"), timeout=30_000
             )
-            page.screenshot(path=str(question_wav.with_suffix(".png")))
+            expect(page.locator("#mic-level")).to_be_visible()
+            page.screenshot(path=str(SCREENSHOTS / "talk.png"))
+
+            # The lobby shows who is in the room while the call is on.
+            lobby = context.new_page()
+            lobby.goto(lumina_server)
+            expect(lobby.locator("#present")).to_contain_text("is talking to Lumina")
+            lobby.close()
 
             page.get_by_role("button", name="Hang up").click()
             expect(page.get_by_role("button", name="Talk")).to_be_visible()
@@ -191,8 +214,10 @@ def _serve_page_from_disk(page, offers: list, health_ok: bool = True):
     def handle(route):
         url = route.request.url.split("://", 1)[1].split("/", 1)[1]
         path = "/" + url.split("?")[0]
-        if path == "/":
-            return route.fulfill(path=STATIC / "index.html")
+        if path in ("/", "/talk"):
+            return route.fulfill(path=STATIC / "talk.html")
+        if path == "/api/room":
+            return route.fulfill(json={"user": {"id": "u-1", "username": "tester"}})
         if path.startswith("/static/"):
             return route.fulfill(path=STATIC / path.removeprefix("/static/"))
         if path == "/api/avatars":

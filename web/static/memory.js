@@ -1,7 +1,7 @@
 // The memory page: what each avatar remembers about you, where each memory came from, and
 // deleting any of it. Talks to the REST API in web/memory_api.py. Every piece of data goes
 // into the page as text (textContent), never as markup.
-import { api, getJSON, hashHue, withCode } from "./ui.js";
+import { api, getJSON, hashHue, requireSignIn, withCode } from "./ui.js";
 
 const $ = (id) => document.getElementById(id);
 const ui = {
@@ -42,6 +42,7 @@ let searchTimer = 0;
 async function init() {
   setStatus("Loading…");
   try {
+    await requireSignIn();
     avatars = await getJSON("/api/avatars");
   } catch (e) {
     return showError(`Could not load the avatars: ${e.message}`);

@@ -60,7 +60,10 @@ export async function api(method, url, body, { auth = true } = {}) {
     throw new HttpError("The server did not answer. Is it still running?", 0);
   }
   const payload = await res.json().catch(() => null);
-  if (res.status === 401 && auth) toLogin();
+  if (res.status === 401 && auth) {
+    toLogin();
+    return new Promise(() => {}); // leaving the page: nothing after this should run
+  }
   if (!res.ok) {
     throw new HttpError(`${describeDetail(payload?.detail) || res.statusText} (HTTP ${res.status})`, res.status);
   }
@@ -76,9 +79,17 @@ export function initialsOf(name) {
   return letters.toUpperCase();
 }
 
+/** The signed-in user; a signed-out visitor is sent to sign in (and this never resolves). */
+export async function requireSignIn() {
+  const room = await api("GET", "/api/room", undefined, { auth: false });
+  if (room.user) return room.user;
+  toLogin();
+  return new Promise(() => {});
+}
+
 /** Fill the page header: who is signed in, and a working sign-out button. */
 export async function showAccount(el) {
-  const me = await getJSON("/api/me");
+  const me = await requireSignIn();
   el.querySelector("[data-username]").textContent = me.username;
   el.querySelector("[data-signout]").addEventListener("click", async () => {
     await api("POST", "/api/logout", undefined, { auth: false }).catch(() => {});
