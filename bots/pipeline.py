@@ -60,6 +60,7 @@ from memory.distill import Distiller
 from memory.session import SessionMemory, epoch, open_store
 from memory.store import MemoryStore
 from processors.barge_in import GuardedUserTurnStartStrategy
+from processors.bot_speaking import BotSpeakingObserver
 from processors.first_clause import FirstClauseTextAggregator
 from processors.memory_retrieval import MemoryRetrieval
 from processors.piper_tts import LocalPiperTTSService
@@ -156,12 +157,17 @@ class VoiceSession:
     awaiting_reply: bool = False
     bot_speaking: bool = False
     ending: bool = False
+    voice: BotSpeakingObserver | None = None
     _prefill: asyncio.Task | None = None
 
     @property
     def mid_turn(self) -> bool:
-        """Someone is talking, or the bot owes the user a reply."""
-        return self.user_speaking or self.awaiting_reply or self.bot_speaking
+        """Someone is talking, the bot owes a reply, or its voice played less than 1 s ago.
+
+        The last clause covers a reply pausing between sentences while the next is synthesized.
+        """
+        audible = self.voice is not None and self.voice.quiet_secs() < 1.0
+        return self.user_speaking or self.awaiting_reply or self.bot_speaking or audible
 
     async def prepare(self) -> None:
         """Before the session runs: restore the last conversation with this person."""
@@ -289,10 +295,11 @@ def build_session(
     ]
     pipeline = Pipeline([p for p in graph if p is not None])
     latency = TurnLatencyObserver(session=session_id or avatar.id)
+    voice = BotSpeakingObserver()
     worker = PipelineWorker(
         pipeline,
         params=PipelineParams(enable_metrics=True, enable_usage_metrics=True),
-        observers=[latency],
+        observers=[latency, voice],
         idle_timeout_secs=idle_timeout_secs,
         name=f"{avatar.id}-{session_id}" if session_id else None,
     )
@@ -304,6 +311,7 @@ def build_session(
         latency=latency,
         memory=session_memory,
         services={"stt": stt, "llm": llm, "tts": tts, "memory": retrieval},
+        voice=voice,
     )
 
     async def _remember_latency(lat: TurnLatency):
