@@ -195,7 +195,7 @@ class VoiceSession:
 
         Used when the person's sign-in expires or ends mid-call: the reply they are hearing is
         not cut off. The client gets an RTVI server message ``{"type": "call-ended",
-        "reason": ...}`` before the call closes.
+        "reason": ...}`` before the call closes. ``max_wait_secs=0`` ends it now ("forget me").
         """
         if self.ending:
             return

@@ -185,6 +185,21 @@ async def test_the_writer_stores_turns_learns_facts_and_chunks_as_it_goes(store)
     assert sorted(len(c["turn_ids"]) for c in chunks) == [3, 4], "4 while talking, then 3"
 
 
+async def test_forget_me_mid_session_stops_every_later_write(store):
+    memory = SessionMemory(
+        store, user_id="gone", avatar_id="lumina", avatar_name="Lumina", session_id="s9"
+    )
+    await memory.open()
+    now = time.time()
+    for i, text in enumerate(["My name is Ola.", "I love tea.", "My cat is called Miso."]):
+        memory.writer.turn("user", text, started=now + i, ended=now + i + 0.5)
+    await memory.writer.discard()  # what "forget me" does to a live session, before deleting
+    store.forget_user("gone")
+    memory.writer.turn("user", "I live in Oslo.", started=now + 9, ended=now + 9.5)
+    await memory.close()  # the session ends: no last chunk, no late turn
+    assert store.count("gone") == {"turns": 0, "chunks": 0, "cards": 0}
+
+
 def test_reconnecting_restores_the_latest_turns_within_the_budget():
     turns = [
         Turn(str(i), "s", "lumina", "user" if i % 2 == 0 else "assistant", "x" * 80, i, i)

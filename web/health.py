@@ -1,14 +1,14 @@
 """Health of each part a call needs (LLM, STT, TTS, memory), with what to do when one is down.
 
-Shown in the lobby and on the talk page. Every check is cheap: files on disk and one HTTP probe
-of the LLM server; nothing is loaded or converted here.
+Shown in the lobby (polled every 5 s) and on the talk page. Every check is cheap: files on disk,
+one HTTP probe of the LLM server, one read of the memory store (opened once per process).
 """
 
 from __future__ import annotations
 
 from bots.config import AvatarConfig
 from bots.llm_backend import llm_health
-from bots.models import ModelMissingError, cache_dir, minilm_onnx, piper_voice
+from bots.models import ModelMissingError, cache_dir, piper_voice
 from bots.settings import get_settings
 
 MODELS_FIX = "Run `make models` on the server."
@@ -36,9 +36,10 @@ def _memory() -> dict:
     if not settings.memory:
         return {"ok": True, "engine": "off", "note": "Memory is off (AVATARS_MEMORY=0)."}
     try:
-        minilm_onnx()  # already prepared: a checksum, no export
         from memory.session import open_store
 
+        # Opened once per process (with its embedder, found or prepared then): after that this
+        # is one small read, cheap enough for the lobby's polling.
         open_store(settings.memory_location).schema_version()
     except ModelMissingError as e:
         return {"ok": False, "engine": "lancedb", "fix": str(e)}

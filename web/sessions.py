@@ -14,7 +14,6 @@ import weakref
 from dataclasses import dataclass
 
 from loguru import logger
-from pipecat.frames.frames import EndFrame
 from pipecat.processors.frameworks.rtvi.frames import RTVIServerMessageFrame
 from pipecat.transports.base_transport import BaseTransport
 from pipecat.workers.runner import WorkerRunner
@@ -169,14 +168,8 @@ class SessionManager:
         for running in mine:
             if running.session.memory:
                 await running.session.memory.writer.discard()
-            if running.id in self.active and not running.session.ending:
-                running.session.ending = True
-                await running.session.worker.queue_frames(
-                    [
-                        RTVIServerMessageFrame(data={"type": "call-ended", "reason": FORGOTTEN}),
-                        EndFrame(),
-                    ]
-                )
+            if running.id in self.active:
+                await running.session.end_after_turn(FORGOTTEN, max_wait_secs=0)
 
     async def watch_logins(self, still_valid, every_secs: float = 5.0) -> None:
         """Forever: end (after their turn) the calls whose sign-in expired.
