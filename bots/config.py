@@ -2,8 +2,10 @@
 
 An avatar is everything that makes a character distinct (persona, greeting, voice, LLM
 sampling, how it takes turns) and nothing that is code. ``load_avatar("lumina")`` reads
-``bots/avatars/lumina.toml`` (or ``$AVATARS_DIR/lumina.toml``) and raises
-:class:`AvatarConfigError` with one line per bad field, naming the field and the file.
+``<user avatars dir>/lumina.toml`` if there is one (``$AVATARS_DIR``, default
+``<data dir>/avatars``, where the browser's avatar editor saves), else the built-in
+``bots/avatars/lumina.toml``, and raises :class:`AvatarConfigError` with one line per bad
+field, naming the field and the file.
 """
 
 from __future__ import annotations
@@ -18,10 +20,20 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 BUILTIN_AVATARS_DIR = Path(__file__).parent / "avatars"
 _ID_RE = re.compile(r"^[a-z][a-z0-9_-]{0,39}$")
+_MODEL_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,199}$")
 
 
 class AvatarConfigError(ValueError):
     """An avatar file is missing or invalid; the message says which field and why."""
+
+
+class AvatarValidationError(AvatarConfigError):
+    """Avatar data failed validation; ``errors`` pairs each bad field with what is wrong."""
+
+    def __init__(self, where: str, errors: list[tuple[str, str]]):
+        self.errors = errors
+        lines = [f"{where}: invalid avatar", *(f"  {f}: {m}" for f, m in errors)]
+        super().__init__("\n".join(lines))
 
 
 class _Strict(BaseModel):
@@ -49,6 +61,14 @@ class LLMConfig(_Strict):
 
     ollama_model: str = "llama3.2:3b"
     """Used when an Ollama server is reachable; the embedded server always runs its GGUF."""
+
+    @field_validator("ollama_model")
+    @classmethod
+    def _model_name(cls, v: str) -> str:
+        if not _MODEL_RE.match(v):
+            raise ValueError("must be an Ollama model name, like llama3.2:3b")
+        return v
+
     temperature: Annotated[float, Field(ge=0.0, le=2.0)] = 0.7
     top_p: Annotated[float, Field(gt=0.0, le=1.0)] = 0.9
     max_tokens: Annotated[int, Field(ge=16, le=2048)] = 160
@@ -130,18 +150,45 @@ class AvatarConfig(_Strict):
         return f"You are {self.name}. {self.persona.strip()}\n\nHow you speak:\n{bullet_rules}"
 
 
-def avatars_dirs() -> list[Path]:
-    """Folders searched for avatar files: ``$AVATARS_DIR`` (if set) first, then built-ins."""
+def user_avatars_dir() -> Path:
+    """Where avatars made or changed by people live: ``$AVATARS_DIR``, else ``<data>/avatars``."""
+    from bots.settings import get_settings
+
     extra = os.environ.get("AVATARS_DIR")
-    return ([Path(extra)] if extra else []) + [BUILTIN_AVATARS_DIR]
+    return Path(extra) if extra else get_settings().data_dir / "avatars"
 
 
-def _format_errors(path: Path, err: ValidationError) -> str:
-    lines = [f"{path}: invalid avatar"]
+def avatars_dirs() -> list[Path]:
+    """Folders searched for avatar files: the user avatars folder first, then built-ins."""
+    return [user_avatars_dir(), BUILTIN_AVATARS_DIR]
+
+
+def field_errors(err: ValidationError) -> list[tuple[str, str]]:
+    """Pydantic's errors as (dotted field, message) pairs, worded for people."""
+    out = []
     for e in err.errors():
         field = ".".join(str(p) for p in e["loc"]) or "(file)"
-        lines.append(f"  {field}: {e['msg']}")
-    return "\n".join(lines)
+        message = e["msg"].removeprefix("Value error, ")
+        if e["type"] == "extra_forbidden":
+            message = "is not a setting avatars have (a typo?)"
+        elif e["type"] == "missing":
+            message = "is required"
+        elif e["type"] == "string_too_short" and e.get("ctx", {}).get("min_length") == 1:
+            message = "must not be empty"
+        out.append((field, message))
+    return out
+
+
+def validate_avatar(data: dict, where: str = "avatar") -> AvatarConfig:
+    """Validate avatar data (a parsed file or an editor form).
+
+    Raises:
+        AvatarValidationError: naming every bad field.
+    """
+    try:
+        return AvatarConfig.model_validate(data)
+    except ValidationError as e:
+        raise AvatarValidationError(where, field_errors(e)) from None
 
 
 def parse_avatar(path: Path) -> AvatarConfig:
@@ -155,10 +202,7 @@ def parse_avatar(path: Path) -> AvatarConfig:
     if "id" in data and data["id"] != path.stem:
         raise AvatarConfigError(f"{path}: id: {data['id']!r} must match the file name")
     data["id"] = path.stem
-    try:
-        return AvatarConfig.model_validate(data)
-    except ValidationError as e:
-        raise AvatarConfigError(_format_errors(path, e)) from None
+    return validate_avatar(data, str(path))
 
 
 def list_avatars() -> list[str]:
@@ -166,11 +210,21 @@ def list_avatars() -> list[str]:
     return sorted({p.stem for d in avatars_dirs() if d.is_dir() for p in d.glob("*.toml")})
 
 
-def load_avatar(avatar_id: str) -> AvatarConfig:
-    """Find ``<avatar_id>.toml`` and validate it."""
+def avatar_path(avatar_id: str) -> Path | None:
+    """The file that defines ``avatar_id`` (the user folder wins over built-ins), if any."""
+    if not _ID_RE.match(avatar_id):
+        return None  # never turn a request's text into a path outside the avatar folders
     for d in avatars_dirs():
         path = d / f"{avatar_id}.toml"
         if path.exists():
-            return parse_avatar(path)
+            return path
+    return None
+
+
+def load_avatar(avatar_id: str) -> AvatarConfig:
+    """Find ``<avatar_id>.toml`` and validate it."""
+    path = avatar_path(avatar_id)
+    if path is not None:
+        return parse_avatar(path)
     known = ", ".join(list_avatars()) or "none"
     raise AvatarConfigError(f"no avatar called {avatar_id!r} (available: {known})")

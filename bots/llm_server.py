@@ -7,6 +7,12 @@ itself if it crashes (see ``bots.supervisor``).
 
 llama.cpp's prompt cache is on: each turn's prompt shares its prefix (system prompt and
 earlier turns) with the previous one, so only the new tokens are evaluated.
+
+``interrupt_requests`` is off. llama-cpp-python's default ends a streaming reply with
+``[DONE]`` as soon as another request arrives, so with two people in the room, the second
+person's question silently cut the first person's answer to nothing (found by the two-person
+browser test). Off, requests queue and each reply is whole; the small model streams far
+faster than speech, so the wait is short.
 """
 
 from __future__ import annotations
@@ -36,6 +42,7 @@ def server_command(model: str, host: str, port: int, threads: int, n_ctx: int) -
         "--cache", "true",
         "--cache_type", "ram",
         "--verbose", "false",
+        "--interrupt_requests", "false",
     ]  # fmt: skip
 
 

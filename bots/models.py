@@ -83,21 +83,46 @@ def minilm_dir() -> Path:
     return MINILM_L6_V2.locate()
 
 
+def voices_dir() -> Path:
+    """Where extra Piper voices go: ``<data dir>/voices``.
+
+    Drop a ``.onnx`` + ``.onnx.json`` pair there and every avatar (and the browser editor)
+    can use it by its name.
+    """
+    from bots.settings import get_settings
+
+    return get_settings().data_dir / "voices"
+
+
+def piper_voice_names() -> list[str]:
+    """Every voice an avatar can name: the packaged ones, then those in :func:`voices_dir`."""
+    extra = voices_dir()
+    found = sorted(
+        p.name.removesuffix(".onnx")
+        for p in (extra.glob("*.onnx") if extra.is_dir() else [])
+        if p.with_suffix(".onnx.json").exists()
+    )
+    return [*PIPER_VOICES, *(v for v in found if v not in PIPER_VOICES)]
+
+
 def piper_voice(voice: str) -> Path:
     """Resolve a Piper voice to its ``.onnx`` file.
 
     Args:
-        voice: a packaged voice name (``en_US-joe-medium``), or a path to an ``.onnx`` file
-            whose ``.onnx.json`` config lies beside it.
+        voice: a packaged voice name (``en_US-joe-medium``), the name of a voice in
+            :func:`voices_dir`, or a path to an ``.onnx`` file whose ``.onnx.json`` config
+            lies beside it.
     """
     if voice in PIPER_VOICES:
         return PIPER_VOICES[voice].locate()
+    if "/" not in voice and voice in piper_voice_names():
+        return voices_dir() / f"{voice}.onnx"
     path = Path(voice).expanduser()
     if path.suffix == ".onnx" and path.exists():
         if not path.with_suffix(".onnx.json").exists():
             raise ModelMissingError(f"Piper voice {path} has no config {path}.json beside it")
         return path
-    known = ", ".join(sorted(PIPER_VOICES))
+    known = ", ".join(piper_voice_names())
     raise ModelMissingError(
         f"unknown Piper voice {voice!r}: use one of {known} or a path to a .onnx voice file"
     )

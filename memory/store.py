@@ -651,6 +651,32 @@ class MemoryStore:
                     self._replace_card(full, source_turn_ids=kept)
             return deleted
 
+    def forget_avatar(self, avatar_id: str) -> int:
+        """Delete every conversation anyone had with ``avatar_id`` and what it learned.
+
+        For an avatar that is being deleted: each conversation goes as
+        :meth:`delete_conversation` deletes one (so a fact also learned with another avatar
+        stays), then the cards only this avatar kept. Returns how many conversations went.
+        """
+        pairs = {
+            (r["user_id"], r["session_id"])
+            for r in self.turns.search()
+            .where(f"avatar_id = {_quote(avatar_id)}")
+            .select(["user_id", "session_id"])
+            .limit(None)
+            .to_list()
+        }
+        for user_id, session_id in pairs:
+            self.delete_conversation(user_id, session_id)
+        where = f"scope = 'avatar' AND avatar_id = {_quote(avatar_id)}"
+        with self._write_lock:
+            for r in self.cards.search().where(where).select(["user_id"]).limit(None).to_list():
+                self._touch(r["user_id"])
+            self.cards.delete(where)
+            # Chunks without turns (none expected) must not outlive the avatar either.
+            self.chunks.delete(f"avatar_id = {_quote(avatar_id)}")
+        return len(pairs)
+
     def forget_user(self, user_id: str) -> None:
         """Delete everything stored about ``user_id``, in every table."""
         with self._write_lock:

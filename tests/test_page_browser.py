@@ -86,7 +86,7 @@ def test_talk_page_shows_the_conversation(lumina_server, question_wav):
             page.get_by_role("button", name="Create account").click()
 
             # The lobby: the avatar card, health of every part, then the talk page.
-            expect(page.locator(".avatar-card h3")).to_have_text(["Lumina"])
+            expect(page.locator(".avatar-card h3").first).to_have_text("Lumina")
             expect(page.locator("#health li")).to_have_count(4)
             expect(page.locator("#health li[data-ok=false]")).to_have_count(0)
             SCREENSHOTS.mkdir(parents=True, exist_ok=True)

@@ -9,8 +9,17 @@ from pathlib import Path
 import pytest
 
 STATIC = Path(__file__).resolve().parents[1] / "web" / "static"
-PAGES = ["lobby.html", "login.html", "talk.html", "memory.html"]
-PAGE_FILES = [*PAGES, "app.js", "call.js", "ui.js", "lobby.js", "login.js", "style.css"]
+PAGES = ["lobby.html", "login.html", "talk.html", "memory.html", "editor.html"]
+PAGE_FILES = [
+    *PAGES,
+    "app.js",
+    "call.js",
+    "ui.js",
+    "lobby.js",
+    "login.js",
+    "editor.js",
+    "style.css",
+]
 
 # Anything that would make the browser reach past this server: absolute or
 # protocol-relative URLs, and CSS/JS imports of them.
@@ -116,6 +125,7 @@ def test_every_static_module_is_reachable_from_the_page():
         ("/login", "login.html"),
         ("/talk", "talk.html"),
         ("/memory", "memory.html"),
+        ("/avatars/edit", "editor.html"),
     ],
 )
 def test_app_serves_the_pages(route, page):

@@ -10,6 +10,10 @@ Passwords are hashed with scrypt (``hashlib.scrypt``, in the standard library: n
 dependency to build) at n=2^14, r=8, p=1 (~16 MiB, ~50 ms), each with its own salt, and checked
 in constant time. The parameters are stored with each hash so they can be raised later.
 
+Avatars made in the browser editor belong to whoever made them (``avatar_owners``): only they
+may change or delete them. The avatar itself is an ordinary TOML file (``bots.avatar_files``);
+an avatar with no owner row (shipped, or written by hand) is the room's and read-only here.
+
 A sign-in is a random 256-bit token in an HTTP-only cookie; only its SHA-256 is stored, so a
 copy of the database does not let anyone sign in. Tokens expire ``ttl`` seconds after sign-in.
 """
@@ -47,6 +51,11 @@ CREATE TABLE IF NOT EXISTS logins (
     expires REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS logins_user ON logins(user_id);
+CREATE TABLE IF NOT EXISTS avatar_owners (
+    avatar_id TEXT PRIMARY KEY,
+    user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    created REAL NOT NULL
+);
 """
 
 
@@ -199,6 +208,31 @@ class AccountStore:
         """Delete an account and all its sign-ins."""
         with self._lock:
             self._db.execute("DELETE FROM users WHERE id = ?", (user_id,))
+
+    def claim_avatar(self, avatar_id: str, user: User) -> bool:
+        """Record ``user`` as the owner of a new avatar; False if someone already has it."""
+        try:
+            with self._lock:
+                self._db.execute(
+                    "INSERT INTO avatar_owners VALUES (?, ?, ?)", (avatar_id, user.id, time.time())
+                )
+        except sqlite3.IntegrityError:
+            return False
+        return True
+
+    def avatar_owners(self) -> dict[str, User]:
+        """Who made each editor-made avatar: avatar id -> owner."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT avatar_id, users.id, users.username FROM avatar_owners "
+                "JOIN users ON users.id = user_id"
+            ).fetchall()
+        return {avatar_id: User(uid, name) for avatar_id, uid, name in rows}
+
+    def release_avatar(self, avatar_id: str) -> None:
+        """Forget who owned a (deleted) avatar."""
+        with self._lock:
+            self._db.execute("DELETE FROM avatar_owners WHERE avatar_id = ?", (avatar_id,))
 
     def close(self) -> None:
         """Close the database."""

@@ -5,11 +5,13 @@ Pages (``web/static``; plain JS modules, nothing loaded from outside):
     GET  /                 the lobby: avatars, who is here, health of each part
     GET  /talk?avatar=ID   the talk page
     GET  /memory           what each avatar remembers about you, and deleting it
+    GET  /avatars/edit     the avatar editor (?avatar=ID to edit, ?from=ID to copy)
 
 API (everything but /api/room, /api/signup, /api/login needs a signed-in person):
     /api/room, /api/signup, /api/login, /api/logout, /api/me   (``web.auth``)
     /api/memory/...        the memory REST API (``web.memory_api``)
-    GET  /api/avatars      the avatars this server offers
+    /api/avatars/..., /api/voices/..., /api/llm/models   avatars and their editor
+                           (``web.avatars_api``)
     GET  /api/health       LLM, STT, TTS and memory status, with what to do when one is down
     GET  /api/stats        live sessions, peer connections, asyncio tasks and RSS of this process
     POST /api/offer        SmallWebRTC signaling (Pipecat-compatible), one session per offer
@@ -47,6 +49,7 @@ from transports.webrtc import webrtc_transport
 from transports.websocket import websocket_transport
 from web.accounts import AccountStore
 from web.auth import COOKIE, RoomOptions, SignedIn, auth_router, websocket_user
+from web.avatars_api import avatars_router
 from web.health import health_report
 from web.memory_api import memory_router
 from web.sessions import SessionManager
@@ -97,14 +100,22 @@ def create_app(
         login_check_secs: how often live calls are checked for an expired sign-in
             (default: ``AVATARS_LOGIN_CHECK_SECS``).
     """
-    offered = avatars or list_avatars()
-    for avatar_id in offered:
-        load_avatar(avatar_id)  # fail at start-up, naming the bad field, not at first call
     room = room or RoomOptions()
     settings = get_settings()
     accounts = accounts or AccountStore(
         settings.data_dir / "accounts.sqlite3", ttl=settings.login_hours * 3600
     )
+
+    def offered() -> list[str]:
+        # Read per request: avatars made in the browser editor join without a restart, and
+        # are offered by every server (also `python -m bots <id>`) so people can call them.
+        found = list_avatars()
+        named = [a for a in avatars if a in found] if avatars else found
+        made = [a for a in accounts.avatar_owners() if a in found and a not in named]
+        return named + sorted(made)
+
+    for avatar_id in avatars or offered():
+        load_avatar(avatar_id)  # fail at start-up, naming the bad field, not at first call
     sessions = SessionManager(greet=greet)
     webrtc = SmallWebRTCRequestHandler()
     peer_owners: dict[str, str] = {}  # pc_id -> user id, so nobody patches another's call
@@ -112,7 +123,7 @@ def create_app(
     @asynccontextmanager
     async def lifespan(_app: FastAPI):
         # Load and warm every model before the first person connects, off the event loop.
-        avatars = [load_avatar(a) for a in offered]
+        avatars = [load_avatar(a) for a in offered()]
         await asyncio.to_thread(warm_up_models, avatars)
         health = await asyncio.to_thread(llm_health)
         if not health["ok"]:
@@ -146,12 +157,14 @@ def create_app(
             present=sessions.present,
         )
     )
-    app.include_router(memory_router(lambda: offered, before_forget=sessions.forget))
+    app.include_router(memory_router(offered, before_forget=sessions.forget))
+    app.include_router(avatars_router(offered, accounts, sessions))
 
     def pick_avatar(requested: str | None) -> str:
-        avatar_id = requested or offered[0]
-        if avatar_id not in offered:
-            raise HTTPException(404, f"no avatar {avatar_id!r} here (offered: {offered})")
+        ids = offered()
+        avatar_id = requested or ids[0]
+        if avatar_id not in ids:
+            raise HTTPException(404, f"no avatar {avatar_id!r} here (offered: {ids})")
         return avatar_id
 
     async def prepare(avatar_id: str) -> tuple[AvatarConfig, LLMBackend]:
@@ -168,29 +181,13 @@ def create_app(
         ("/login", "login.html"),
         ("/talk", "talk.html"),
         ("/memory", "memory.html"),
+        ("/avatars/edit", "editor.html"),
     ]:
         app.add_api_route(route, _page(STATIC / page), methods=["GET"], include_in_schema=False)
 
-    @app.get("/api/avatars")
-    async def avatars_list(_user: SignedIn):
-        out = []
-        for avatar_id in offered:
-            a = load_avatar(avatar_id)
-            out.append(
-                {
-                    "id": a.id,
-                    "name": a.name,
-                    "blurb": a.blurb,
-                    "greeting": a.greeting,
-                    "voice": a.voice.piper_voice,
-                    "speed": a.voice.speed,
-                }
-            )
-        return out
-
     @app.get("/api/health")
     async def health():
-        report = await asyncio.to_thread(health_report, [load_avatar(a) for a in offered])
+        report = await asyncio.to_thread(health_report, _loadable(offered()))
         return {**report, "sessions": len(sessions.active)}
 
     @app.get("/api/stats")
@@ -297,6 +294,17 @@ def create_app(
         return JSONResponse({"detail": str(exc)}, status_code=422)
 
     return app
+
+
+def _loadable(avatar_ids: list[str]) -> list[AvatarConfig]:
+    """The avatars whose files are valid (a broken one is reported by /api/avatars)."""
+    out = []
+    for avatar_id in avatar_ids:
+        try:
+            out.append(load_avatar(avatar_id))
+        except AvatarConfigError:
+            continue
+    return out
 
 
 def _rss_mb() -> float:

@@ -155,6 +155,10 @@ class SessionManager:
             if r.username
         ]
 
+    def calls_with(self, avatar_id: str) -> int:
+        """How many live calls are with ``avatar_id``."""
+        return sum(r.session.avatar.id == avatar_id for r in self.active.values())
+
     def end_calls(self, reason: str, *, user_id: str | None = None, login: str | None = None):
         """End every call of ``user_id`` (or started with sign-in ``login``) after its turn."""
         for running in list(self.active.values()):

@@ -58,7 +58,7 @@ async function init() {
   let avatars;
   try {
     await showAccount(ui.account);
-    avatars = await getJSON("/api/avatars");
+    avatars = (await getJSON("/api/avatars")).filter((a) => !a.error); // broken files: lobby
   } catch (e) {
     return setStatus(`Could not load the avatars: ${e.message}`, "error");
   }

@@ -7,6 +7,7 @@ const PARTS = { llm: "Language model", stt: "Speech recognition", tts: "Voices",
 const REFRESH_MS = 5000;
 
 function avatarCard(a) {
+  if (a.error) return brokenCard(a);
   const li = document.createElement("li");
   li.className = "avatar-card";
   li.style.setProperty("--hue", String(hashHue(a.id)));
@@ -25,6 +26,51 @@ function avatarCard(a) {
   voice.className = "avatar-voice";
   voice.textContent = `Voice: ${a.voice}${a.speed !== 1 ? ` at ${a.speed}x` : ""}`;
   link.append(art, name, blurb, voice);
+  if (a.owner) {
+    const owner = document.createElement("p");
+    owner.className = "avatar-voice";
+    owner.textContent = a.kind === "yours" ? "Made by you" : `Made by ${a.owner}`;
+    link.append(owner);
+  }
+  const actions = document.createElement("div");
+  actions.className = "card-actions";
+  const edit = document.createElement("a");
+  edit.href = `/avatars/edit?${a.editable ? "avatar" : "from"}=${encodeURIComponent(a.id)}`;
+  edit.textContent = a.editable ? "Edit" : "Copy";
+  edit.setAttribute("aria-label", `${edit.textContent} ${a.name}`);
+  actions.append(edit);
+  li.append(link, actions);
+  return li;
+}
+
+/** An avatar file that does not validate: say which and why, instead of hiding it. */
+function brokenCard(a) {
+  const li = document.createElement("li");
+  li.className = "avatar-card broken";
+  const box = document.createElement("a");
+  box.href = "#";
+  box.addEventListener("click", (e) => e.preventDefault());
+  const name = document.createElement("h3");
+  name.textContent = `${a.id} (can't start)`;
+  const why = document.createElement("p");
+  why.textContent = a.error;
+  box.append(name, why);
+  li.append(box);
+  return li;
+}
+
+function newAvatarCard() {
+  const li = document.createElement("li");
+  li.className = "avatar-card new-avatar";
+  const link = document.createElement("a");
+  link.href = "/avatars/edit";
+  const plus = document.createElement("span");
+  plus.className = "avatar-art";
+  plus.setAttribute("aria-hidden", "true");
+  plus.textContent = "+";
+  const label = document.createElement("h3");
+  label.textContent = "New avatar";
+  link.append(plus, label);
   li.append(link);
   return li;
 }
@@ -81,7 +127,7 @@ async function refresh(avatars) {
 async function init() {
   await showAccount($("account"));
   const avatars = await getJSON("/api/avatars");
-  $("avatars").replaceChildren(...avatars.map(avatarCard));
+  $("avatars").replaceChildren(...avatars.map(avatarCard), newAvatarCard());
   await refresh(avatars);
   setInterval(() => refresh(avatars).catch(() => {}), REFRESH_MS);
 }

@@ -43,7 +43,7 @@ async function init() {
   setStatus("Loading…");
   try {
     await requireSignIn();
-    avatars = await getJSON("/api/avatars");
+    avatars = (await getJSON("/api/avatars")).filter((a) => !a.error); // broken files: lobby
   } catch (e) {
     return showError(`Could not load the avatars: ${e.message}`);
   }

@@ -32,9 +32,11 @@ export function describeDetail(detail) {
 }
 
 export class HttpError extends Error {
-  constructor(message, status) {
+  /** `payload` is the server's JSON body (e.g. the editor's per-field `errors`). */
+  constructor(message, status, payload = null) {
     super(message);
     this.status = status;
+    this.payload = payload;
   }
 }
 
@@ -65,7 +67,8 @@ export async function api(method, url, body, { auth = true } = {}) {
     return new Promise(() => {}); // leaving the page: nothing after this should run
   }
   if (!res.ok) {
-    throw new HttpError(`${describeDetail(payload?.detail) || res.statusText} (HTTP ${res.status})`, res.status);
+    const message = `${describeDetail(payload?.detail) || res.statusText} (HTTP ${res.status})`;
+    throw new HttpError(message, res.status, payload);
   }
   return payload;
 }

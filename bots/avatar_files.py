@@ -1,0 +1,125 @@
+"""Writing avatar files: what the browser's avatar editor saves is an ordinary avatar TOML.
+
+The files land in :func:`bots.config.user_avatars_dir`, which :func:`bots.config.load_avatar`
+searches before the built-ins, so ``python -m bots <id>`` launches an avatar made in the
+browser exactly like a hand-written one.
+
+Files are written with ``tomlkit`` rather than a plain TOML writer because people also edit
+these files by hand: changing an avatar in the browser keeps the file's comments, key order
+and layout, and touches only the values that changed. A setting left at its default is not
+added to a file that did not have it, so files stay short. Every write is validated first and
+then made atomic (temporary file + rename): a half-written avatar never exists.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import tomlkit
+
+from bots.config import (
+    BUILTIN_AVATARS_DIR,
+    AvatarConfig,
+    AvatarConfigError,
+    LLMConfig,
+    TurnTakingConfig,
+    VoiceConfig,
+    avatar_path,
+    user_avatars_dir,
+    validate_avatar,
+)
+
+# What a setting is when a file does not mention it (sections as dicts).
+_DEFAULTS: dict[str, Any] = {
+    "blurb": "",
+    "greeting": "",
+    "greeting_returning": AvatarConfig.model_fields["greeting_returning"].default,
+    "style_rules": [],
+    "voice": VoiceConfig().model_dump(),
+    "llm": LLMConfig().model_dump(),
+    "turn_taking": TurnTakingConfig().model_dump(),
+}
+
+
+def is_builtin(avatar_id: str) -> bool:
+    """Whether ``avatar_id`` is defined by a file shipped with the product."""
+    path = avatar_path(avatar_id)
+    return path is not None and path.parent == BUILTIN_AVATARS_DIR
+
+
+def avatar_toml(avatar: AvatarConfig, previous: str = "") -> str:
+    """The TOML text for ``avatar``, as an edit of ``previous`` (an existing file's text)."""
+    doc = tomlkit.parse(previous) if previous else tomlkit.document()
+    if not previous:
+        doc.add(tomlkit.comment(f"{avatar.name}: made in the avatar editor."))
+    data = avatar.model_dump(exclude={"id"})
+    doc.pop("id", None)  # the file name is the id
+    _merge(doc, data, _DEFAULTS)
+    return tomlkit.dumps(doc)
+
+
+def _merge(table: Any, values: dict[str, Any], defaults: dict[str, Any]) -> None:
+    for key, value in values.items():
+        default = defaults.get(key)
+        if isinstance(value, dict):
+            if key not in table:
+                if value == default:
+                    continue
+                table[key] = tomlkit.table()
+            _merge(table[key], value, default or {})
+        elif table.get(key) != value and (key in table or key not in defaults or value != default):
+            table[key] = _item(value)  # unchanged values keep their original spelling
+
+
+def _item(value: Any) -> Any:
+    if isinstance(value, str) and "\n" in value:
+        # Prose reads best as a multi-line string, as the hand-written avatars have it.
+        return tomlkit.string(value, multiline=True)
+    if isinstance(value, list) and value:
+        array = tomlkit.array()
+        array.extend(value)
+        array.multiline(True)
+        return array
+    return value
+
+
+def save_avatar(avatar: AvatarConfig) -> Path:
+    """Write ``avatar`` to the user avatars folder and return the file.
+
+    An avatar already in that folder is edited in place (keeping its comments); a built-in
+    of the same id is shadowed, never changed.
+
+    Raises:
+        AvatarConfigError: if the written file does not read back as ``avatar``.
+    """
+    folder = user_avatars_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{avatar.id}.toml"
+    previous = path.read_text(encoding="utf-8") if path.exists() else ""
+    text = avatar_toml(avatar, previous)
+    data = {**tomllib.loads(text), "id": avatar.id}
+    if validate_avatar(data, str(path)) != avatar:
+        # Should never happen; if it does, say so rather than launch a different avatar.
+        raise AvatarConfigError(f"{path}: the file would not read back as written")
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{avatar.id}.", suffix=".toml")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def delete_avatar_file(avatar_id: str) -> bool:
+    """Delete a user avatar's file; whether there was one. Built-ins are never deleted."""
+    path = user_avatars_dir() / f"{avatar_id}.toml"
+    if avatar_path(avatar_id) != path:
+        return False
+    path.unlink()
+    return True

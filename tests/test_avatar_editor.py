@@ -1,0 +1,193 @@
+"""The avatar editor's API: avatars made in the browser are ordinary TOML avatar files.
+
+Creating, changing and deleting go through the real app, the real account store, real files
+and (for the voice preview) the real Piper voice.
+"""
+
+from __future__ import annotations
+
+import io
+import time
+import wave
+
+import pytest
+from fastapi.testclient import TestClient
+
+from bots.config import load_avatar, user_avatars_dir
+from tests.accounts import sign_up
+from web.accounts import AccountStore
+from web.app import create_app
+
+NOVA = {
+    "id": "nova",
+    "name": "Nova",
+    "blurb": "A stargazer who explains the sky.",
+    "persona": "You love astronomy.\nYou explain things with simple pictures.",
+    "greeting": "Hi, I'm Nova. Look up!",
+    "style_rules": ["Mention one star or planet when it fits."],
+    "voice": {"piper_voice": "en_US-joe-medium", "speed": 1.2, "expressiveness": 0.5},
+    "llm": {"ollama_model": "llama3.2:3b", "temperature": 0.6, "max_tokens": 100},
+}
+
+
+@pytest.fixture
+def room(tmp_path, monkeypatch):
+    """A room whose user avatars live in a fresh folder; returns a client factory."""
+    monkeypatch.setenv("AVATARS_DIR", str(tmp_path / "avatars"))
+    app = create_app(["lumina"], greet=False, accounts=AccountStore(tmp_path / "accounts.sqlite3"))
+
+    def person(name: str | None = None) -> TestClient:
+        client = TestClient(app)
+        sign_up(client, name)
+        return client
+
+    return person
+
+
+def test_an_avatar_made_in_the_browser_is_a_launchable_toml_file(room):
+    alice = room()
+    resp = alice.post("/api/avatars", json=NOVA)
+    assert resp.status_code == 201, resp.text
+    path = user_avatars_dir() / "nova.toml"
+    assert resp.json()["file"] == str(path) and path.exists()
+    # `python -m bots nova` reads exactly this file.
+    nova = load_avatar("nova")
+    assert nova.name == "Nova" and nova.voice.speed == 1.2 and nova.llm.max_tokens == 100
+    assert nova.persona == NOVA["persona"]
+    assert 'persona = """' in path.read_text()  # prose stays readable in the file
+
+    listed = {a["id"]: a for a in alice.get("/api/avatars").json()}
+    assert list(listed) == ["lumina", "nova"]  # offered at once, no restart
+    assert listed["nova"]["kind"] == "yours" and listed["nova"]["editable"]
+    assert listed["lumina"]["kind"] == "room" and not listed["lumina"]["editable"]
+    got = alice.get("/api/avatars/nova").json()
+    assert got["config"]["voice"]["expressiveness"] == 0.5
+
+
+def test_changing_an_avatar_keeps_its_comments_and_applies_to_the_next_call(room):
+    alice = room()
+    assert alice.post("/api/avatars", json=NOVA).status_code == 201
+    path = user_avatars_dir() / "nova.toml"
+    path.write_text("# Nova: hand-tuned, keep this note.\n" + path.read_text())
+    changed = {**NOVA, "greeting": "Evening! The moon is out.", "voice": {"speed": 0.9}}
+    resp = alice.put("/api/avatars/nova", json=changed)
+    assert resp.status_code == 200, resp.text
+    text = path.read_text()
+    assert text.startswith("# Nova: hand-tuned, keep this note.\n")
+    assert load_avatar("nova").greeting == "Evening! The moon is out."
+    assert load_avatar("nova").voice.speed == 0.9
+    # The id is the file name: renaming is a copy, not an edit.
+    resp = alice.put("/api/avatars/nova", json={**NOVA, "id": "nova2"})
+    assert resp.status_code == 422 and resp.json()["errors"][0]["field"] == "id"
+
+
+@pytest.mark.parametrize(
+    ("change", "field", "words"),
+    [
+        ({"name": ""}, "name", "must not be empty"),
+        ({"id": "Nova Star"}, "id", "lowercase"),
+        ({"voice": {"speed": 5}}, "voice.speed", "less than or equal to 2"),
+        ({"voice": {"sped": 1.0}}, "voice.sped", "typo"),
+        ({"llm": {"ollama_model": "no spaces please"}}, "llm.ollama_model", "Ollama model"),
+        ({"greeting_returning": "Hi {user}"}, "greeting_returning", "{name}"),
+        ({"persona": None}, "persona", "string"),
+    ],
+)
+def test_bad_settings_are_refused_naming_the_field(room, change, field, words):
+    alice = room()
+    resp = alice.post("/api/avatars", json={**NOVA, **change})
+    assert resp.status_code == 422, resp.text
+    errors = {e["field"]: e["message"] for e in resp.json()["errors"]}
+    assert field in errors and words in errors[field], errors
+    assert not (user_avatars_dir() / "nova.toml").exists()  # nothing half-saved
+
+
+def test_only_the_owner_changes_or_deletes_and_room_avatars_are_read_only(room):
+    alice, bob = room("alice-ed"), room("bob-ed")
+    assert alice.post("/api/avatars", json=NOVA).status_code == 201
+    seen_by_bob = {a["id"]: a for a in bob.get("/api/avatars").json()}["nova"]
+    assert seen_by_bob["kind"] == "theirs" and seen_by_bob["owner"] == "alice-ed"
+    resp = bob.put("/api/avatars/nova", json={**NOVA, "name": "Bob's Nova"})
+    assert resp.status_code == 403 and "belongs to alice-ed" in resp.json()["detail"]
+    assert bob.delete("/api/avatars/nova").status_code == 403
+    assert load_avatar("nova").name == "Nova"
+    # The shipped avatars are the room's: copy, don't change.
+    lumina = alice.get("/api/avatars/lumina").json()["config"]
+    resp = alice.put("/api/avatars/lumina", json={**lumina, "name": "Not Lumina"})
+    assert resp.status_code == 403 and "Make a copy" in resp.json()["detail"]
+    resp = alice.post("/api/avatars", json=lumina)
+    assert resp.status_code == 409 and resp.json()["errors"][0]["field"] == "id"
+    resp = alice.post("/api/avatars", json={**lumina, "id": "my-lumina", "name": "My Lumina"})
+    assert resp.status_code == 201
+    assert load_avatar("lumina").name == "Lumina"  # the built-in file is untouched
+
+
+def test_deleting_an_avatar_deletes_its_file_and_everyones_memories_of_it(room):
+    from bots.settings import get_settings
+    from memory.session import open_store
+
+    alice, bob = room(), room()
+    assert alice.post("/api/avatars", json=NOVA).status_code == 201
+    bob_id = bob.get("/api/me").json()["id"]
+    store = open_store(get_settings().memory_location)
+    said = store.add_turn(
+        user_id=bob_id,
+        avatar_id="nova",
+        session_id="s-nova",
+        role="user",
+        text="My name is Bob and I love Mars.",
+        started=time.time(),
+    )
+    store.add_card(user_id=bob_id, text="Loves Mars", scope="avatar", avatar_id="nova")
+    # Learned only from the talk with Nova, though every avatar could see it.
+    store.add_card(user_id=bob_id, text="Name: Bob", scope="user", source_turn_ids=[said.id])
+    store.add_turn(
+        user_id=bob_id,
+        avatar_id="lumina",
+        session_id="s-lum",
+        role="user",
+        text="Hi Lumina.",
+        started=time.time(),
+    )
+    resp = alice.delete("/api/avatars/nova")
+    assert resp.status_code == 200 and resp.json()["conversations_deleted"] == 1
+    assert not (user_avatars_dir() / "nova.toml").exists()
+    assert "nova" not in [a["id"] for a in alice.get("/api/avatars").json()]
+    assert store.conversation(bob_id, "s-nova") == []
+    assert store.list_cards(bob_id, "nova") == [] and store.list_cards(bob_id) == []
+    assert len(store.conversation(bob_id, "s-lum")) == 1  # other avatars' memories stay
+    # The id is free again.
+    assert bob.post("/api/avatars", json=NOVA).status_code == 201
+
+
+def _wav_seconds(data: bytes) -> float:
+    with wave.open(io.BytesIO(data)) as w:
+        return w.getnframes() / w.getframerate()
+
+
+def test_voice_preview_speaks_the_settings_being_edited(room):
+    alice = room()
+    text = "The quick brown fox jumps over the lazy dog near the river bank."
+    slow = alice.post("/api/voices/preview", json={"voice": {"speed": 0.7}, "text": text})
+    fast = alice.post("/api/voices/preview", json={"voice": {"speed": 1.6}, "text": text})
+    assert slow.status_code == fast.status_code == 200, slow.text
+    assert slow.headers["content-type"] == "audio/wav"
+    slow_s, fast_s = _wav_seconds(slow.content), _wav_seconds(fast.content)
+    assert slow_s > 2.0 and fast_s < slow_s * 0.6, (slow_s, fast_s)
+    resp = alice.post("/api/voices/preview", json={"voice": {"piper_voice": "nobody-voice"}})
+    assert resp.status_code == 422 and resp.json()["errors"][0]["field"] == "voice.piper_voice"
+    resp = alice.post("/api/voices/preview", json={"voice": {"speed": 9}})
+    assert resp.status_code == 422 and resp.json()["errors"][0]["field"] == "voice.speed"
+    assert alice.get("/api/voices").json()[0] == "en_US-joe-medium"
+
+
+def test_the_editor_needs_a_sign_in(room):
+    anonymous = TestClient(room().app)
+    for method, url in [
+        ("get", "/api/avatars"),
+        ("post", "/api/avatars"),
+        ("delete", "/api/avatars/lumina"),
+        ("post", "/api/voices/preview"),
+        ("get", "/api/llm/models"),
+    ]:
+        assert getattr(anonymous, method)(url).status_code == 401, url
