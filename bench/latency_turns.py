@@ -226,9 +226,18 @@ async def settle(call: BotCall, spoke_until: float | None = None) -> bool:
 
 
 async def run_turn(
-    call: BotCall, clip: Clip, interruption: Clip | None, *, wait_finish: bool = True
+    call: BotCall,
+    clip: Clip,
+    interruption: Clip | None,
+    *,
+    wait_finish: bool = True,
+    answer_timeout: float = ANSWER_TIMEOUT,
 ) -> TurnRecord:
-    """Play one utterance and measure the bot's answer (and a barge-in when given a clip)."""
+    """Play one utterance and measure the bot's answer (and a barge-in when given a clip).
+
+    ``answer_timeout``: how long the answer may take to start before the turn is an error
+    (the load benchmark allows more: queued behind other people, a late answer still counts).
+    """
     rec = TurnRecord(clip.text, clip.engine, loadavg=round(os.getloadavg()[0], 2))
     if not await settle(call):
         rec.error = "bot never went quiet before the turn"
@@ -240,11 +249,11 @@ async def run_turn(
         return rec
     if call.voiced(rec.start, rec.end, threshold=VOICED_RMS):
         rec.error = "bot talked while the user was speaking"
-    first = await call.wait_voiced(rec.end, ANSWER_TIMEOUT, threshold=VOICED_RMS)
-    window_end = first.at if first else rec.end + ANSWER_TIMEOUT
+    first = await call.wait_voiced(rec.end, answer_timeout, threshold=VOICED_RMS)
+    window_end = first.at if first else rec.end + answer_timeout
     rec.heard_text = heard_text(call, rec.start, window_end)
     if first is None:
-        rec.error = rec.error or f"no answer within {ANSWER_TIMEOUT:.0f} s"
+        rec.error = rec.error or f"no answer within {answer_timeout:.0f} s"
         await settle(call, rec.end)  # a late answer must not spill into the next turn
         return rec
     await asyncio.sleep(1.0)  # late metrics / server messages of this answer

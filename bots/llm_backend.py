@@ -15,6 +15,7 @@ from typing import Literal
 import httpx
 from loguru import logger
 
+from bots.llm_server import MODEL_ALIAS
 from bots.settings import Settings, get_settings
 
 
@@ -48,11 +49,31 @@ def ollama_running(settings: Settings) -> bool:
     return _get_json(f"{settings.ollama_host.rstrip('/')}/api/version") is not None
 
 
+_seen_models: dict[str, str] = {}  # server URL -> the model id it last reported
+
+
 def embedded_model(settings: Settings) -> str | None:
-    """The model id the embedded server serves, or None when it is not running."""
-    data = _get_json(f"{settings.embedded_llm_url}/models")
-    models = (data or {}).get("data") or []
-    return models[0].get("id") if models else None
+    """The model id the embedded server serves, or None when it is not running.
+
+    llama-cpp-python answers ``/v1/models`` only between completions (the route takes the
+    model's lock), so while it streams someone's reply the probe times out. A server that
+    accepted the connection but is slow to answer is busy, not down: a new call must not be
+    refused with "no LLM server" because another person's answer is being written.
+    """
+    url = f"{settings.embedded_llm_url}/models"
+    try:
+        resp = httpx.get(url, timeout=httpx.Timeout(1.0, connect=1.0))
+        models = (resp.json() if resp.status_code == 200 else {}).get("data") or []
+    except httpx.TimeoutException as e:
+        if isinstance(e, httpx.ConnectTimeout):
+            return None
+        return _seen_models.get(url, MODEL_ALIAS)  # connected, busy generating
+    except (httpx.HTTPError, ValueError):
+        return None
+    if not models:
+        return None
+    _seen_models[url] = models[0].get("id")
+    return _seen_models[url]
 
 
 def ensure_ollama_model(settings: Settings, model: str) -> None:

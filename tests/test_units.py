@@ -99,6 +99,26 @@ def test_no_llm_server_gives_an_actionable_error():
     assert not health["ok"] and "make llm" in health["fix"]
 
 
+def test_a_busy_embedded_server_is_not_taken_for_a_missing_one():
+    # llama-cpp-python answers /v1/models only between completions: a server that takes the
+    # connection but is slow to answer is writing someone's reply, and new calls may start.
+    import socket
+
+    from bots.llm_backend import embedded_model
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen(8)  # the kernel completes the handshake; nobody ever answers
+        port = busy.getsockname()[1]
+        settings = Settings(llm_port=port, llm_backend="embedded")
+        assert embedded_model(settings) == "local"
+        assert llm_health(settings)["ok"]
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        closed = s.getsockname()[1]  # bound, not listening: connections are refused
+        assert embedded_model(Settings(llm_port=closed, llm_backend="embedded")) is None
+
+
 def test_bad_settings_name_the_variable(monkeypatch):
     from bots.settings import SettingsError, get_settings
 
