@@ -18,8 +18,18 @@ from dataclasses import dataclass, field
 
 import httpx
 import numpy as np
-from aiortc import MediaStreamTrack, RTCPeerConnection, RTCSessionDescription
+from aiortc import (
+    MediaStreamTrack,
+    RTCBundlePolicy,
+    RTCConfiguration,
+    RTCPeerConnection,
+    RTCSessionDescription,
+)
 from av import AudioFrame
+
+# The client stands in for a browser, whose ICE consent checks are as patient as the room's
+# (see transports/webrtc.py): importing it applies the same consent check here.
+import transports.webrtc  # noqa: F401, E402
 
 RATE = 48000
 FRAME = RATE // 50  # 20 ms
@@ -193,7 +203,9 @@ async def call_bot(
     """
     if cookies is None:
         cookies = await sign_up(base_url)
-    pc = RTCPeerConnection()
+    # One transport for audio and data, as browsers do (max-bundle). aiortc's default opens
+    # one per media type, which under load left the two sides using different sockets.
+    pc = RTCPeerConnection(RTCConfiguration(bundlePolicy=RTCBundlePolicy.MAX_BUNDLE))
     mic = SpeechTrack()
     pc.addTrack(mic)
     call = BotCall(pc, mic)

@@ -116,9 +116,20 @@ def user_turn_params(
     )
 
 
+class LocalLLMService(OpenAILLMService):
+    """OpenAI-compatible chat completions from Ollama or the embedded llama.cpp server.
+
+    Neither knows the "developer" role that Pipecat uses for instructions it adds mid-talk
+    (e.g. "resume after a noise"): llama-cpp-python's server answers 500 to it, Ollama ignores
+    it. As Pipecat's own Ollama service does, such messages are sent as user messages.
+    """
+
+    supports_developer_role = False
+
+
 def build_llm(avatar: AvatarConfig, backend: LLMBackend) -> OpenAILLMService:
     """Streaming chat completions against Ollama or the embedded server."""
-    return OpenAILLMService(
+    return LocalLLMService(
         base_url=backend.base_url,
         api_key="local",  # neither local server checks it; the client requires one
         settings=OpenAILLMService.Settings(

@@ -16,15 +16,37 @@ own view, at once and without a frame hop:
 
 This is not a frame processor: it is the VAD analyzer the user aggregator runs. It emits no
 frames; it calls the listeners' callbacks on the event loop.
+
+Every call shares one ONNX Runtime session (as smart-turn does, ``processors.shared_smart_turn``):
+Silero's recurrent state and context live in the per-call model wrapper and are passed into
+each ``run``, so the session itself is stateless, and ``run`` is thread-safe. Pipecat's
+analyzer opens a session per instance, i.e. per call, whose native arena the process keeps
+after the call.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cache
 
-from pipecat.audio.vad.silero import SileroVADAnalyzer
-from pipecat.audio.vad.vad_analyzer import VADState
+from pipecat.audio.vad.silero import SileroOnnxModel, SileroVADAnalyzer
+from pipecat.audio.vad.vad_analyzer import VADAnalyzer, VADState
+
+
+@cache
+def _shared_session():
+    """The process-wide Silero session, loaded by Pipecat's own code (same model, options)."""
+    return SileroVADAnalyzer()._model.session
+
+
+class _SharedSileroModel(SileroOnnxModel):
+    """Pipecat's Silero wrapper (per-call state) on the shared session."""
+
+    def __init__(self):  # not SileroOnnxModel's: it would open a new session
+        self.session = _shared_session()
+        self.reset_states()
+        self.sample_rates = [8000, 16000]
 
 
 @dataclass
@@ -66,7 +88,8 @@ class ReportingSileroVAD(SileroVADAnalyzer):
         onset_confidence: Silero score that counts as a speech-like frame for the onset. Lower
             than the VAD's own threshold: an onset only holds the bot's voice for a moment,
             so reacting one frame sooner is worth a few more false starts.
-        **kwargs: ``SileroVADAnalyzer`` arguments.
+        sample_rate: as for ``SileroVADAnalyzer``.
+        params: ``VADParams``, as for ``SileroVADAnalyzer``.
     """
 
     def __init__(
@@ -74,9 +97,14 @@ class ReportingSileroVAD(SileroVADAnalyzer):
         *,
         listeners: list[VADListener] | None = None,
         onset_confidence: float = 0.5,
-        **kwargs,
+        sample_rate: int | None = None,
+        params=None,
     ):
-        super().__init__(**kwargs)
+        # SileroVADAnalyzer.__init__ minus opening a session of its own.
+        VADAnalyzer.__init__(self, sample_rate=sample_rate, params=params)
+        self._model = _SharedSileroModel()
+        self._windows_since_reset = 0
+        self._low_confidence_windows = 0
         self.listeners = listeners or []
         self._onset_confidence = onset_confidence
         self._reported = VADState.QUIET

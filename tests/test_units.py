@@ -130,3 +130,31 @@ def test_bad_settings_name_the_variable(monkeypatch):
     finally:
         monkeypatch.undo()
         get_settings.cache_clear()
+
+
+def test_calls_share_one_silero_session_but_each_keeps_its_own_state():
+    from processors.vad_events import ReportingSileroVAD
+    from tests.speech import piper_say
+
+    talking, quiet = ReportingSileroVAD(sample_rate=16000), ReportingSileroVAD(sample_rate=16000)
+    assert talking._model.session is quiet._model.session  # one model in memory, not per call
+    for vad in (talking, quiet):
+        vad.set_sample_rate(16000)  # as the pipeline does when it starts
+    speech = piper_say("Hello there, can you hear me?")
+    windows = [speech[i : i + 512] for i in range(0, len(speech) - 512, 512)]
+    heard, silent = [], []
+    for window in windows:  # interleaved, as two calls would run
+        heard.append(talking.voice_confidence(window.tobytes()))
+        silent.append(quiet.voice_confidence(np.zeros(512, dtype=np.int16).tobytes()))
+    assert max(heard) > 0.8 and max(silent) < 0.1, (max(heard), max(silent))
+
+
+def test_loop_lag_monitor_reports_recent_and_worst_lateness():
+    from web.loop_lag import LoopLagMonitor
+
+    lag = LoopLagMonitor(window_secs=60)
+    lag.record(900.0, now=100.0)
+    lag.record(20.0, now=130.0)
+    assert lag.stats() == {"recent_max_ms": 900.0, "max_ms": 900.0}
+    lag.record(15.0, now=170.0)  # the 900 ms sample is now older than the window
+    assert lag.stats() == {"recent_max_ms": 20.0, "max_ms": 900.0}

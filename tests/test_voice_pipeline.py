@@ -173,3 +173,33 @@ async def test_talking_over_the_bot_stops_its_audio_and_keeps_only_what_was_hear
     await wait_for(
         lambda: transport.voiced(since=ended + 0.3), 20, "a spoken answer to the new question"
     )
+
+
+async def test_instructions_added_mid_talk_reach_the_local_llm(llm_backend):
+    # Pipecat adds some instructions as "developer" messages (e.g. resume after a noise cut
+    # the bot off); the embedded server rejected that role with a 500, so the bot went silent.
+    import httpx
+    from pipecat.processors.aggregators.llm_context import LLMContext
+
+    from bots.pipeline import RESUME_AFTER_NOISE_PROMPT, build_llm
+
+    llm = build_llm(load_avatar("lumina"), llm_backend)
+    context = LLMContext(
+        messages=[
+            {"role": "user", "content": "Tell me about the sea."},
+            {"role": "assistant", "content": "The sea covers most of"},
+            {"role": "developer", "content": RESUME_AFTER_NOISE_PROMPT},
+        ]
+    )
+    params = await llm.get_llm_adapter().get_llm_invocation_params(
+        context,
+        system_instruction=load_avatar("lumina").system_prompt(),
+        convert_developer_to_user=not llm.supports_developer_role,
+    )
+    async with httpx.AsyncClient(timeout=60) as http:
+        resp = await http.post(
+            f"{llm_backend.base_url}/chat/completions",
+            json={"model": llm_backend.model, "messages": params["messages"], "max_tokens": 8},
+        )
+    assert resp.status_code == 200, resp.text
+    assert resp.json()["choices"][0]["message"]["content"].strip()

@@ -4,13 +4,22 @@ Signaling is Pipecat's (``POST /api/offer`` with ``{sdp, type, pc_id?}``, ``PATC
 for trickle ICE), so standard Pipecat clients work. No ICE servers are configured: host
 candidates are enough on one machine or a LAN, and nothing is sent to a STUN server outside.
 
-The bot's receive jitter buffer is shortened (see ``_ShortAudioJitterBuffer``).
+The bot's receive jitter buffer is shortened (see ``_ShortAudioJitterBuffer``), and ICE
+consent checks tolerate a busy event loop (see ``_tolerant_query_consent``).
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import random
+import socket
+
+import aioice.ice
+import aioice.stun
 import aiortc.rtcrtpreceiver
 from aiortc.jitterbuffer import JitterBuffer
+from loguru import logger
 from pipecat.transports.base_transport import TransportParams
 from pipecat.transports.smallwebrtc.connection import SmallWebRTCConnection
 from pipecat.transports.smallwebrtc.transport import SmallWebRTCTransport
@@ -32,6 +41,71 @@ class _ShortAudioJitterBuffer(JitterBuffer):
 
 aiortc.rtcrtpreceiver.JitterBuffer = _ShortAudioJitterBuffer  # type: ignore[misc]
 
+# ICE consent freshness (RFC 7675) is how a peer that vanished is noticed. aioice sends one
+# check every ~5 s with no retransmission: an answer later than 0.5 s is a failure, and 6 in a
+# row close the connection. On a loaded 2-core machine, where every call shares one Python
+# event loop, answers are often that late, and every call in the room was closed ~35 s in at
+# once (bench/room_load.py). Browsers wait far longer. Here each check is retransmitted (0.5,
+# 1, 2, 4 s: an answer up to 7.5 s late still counts), and 3 failed checks in a row close the
+# connection: a peer that is really gone is noticed after ~35 s, as before.
+CONSENT_RETRANSMISSIONS = 3
+CONSENT_FAILURES = 3
+
+
+async def _tolerant_query_consent(self: aioice.ice.Connection) -> None:
+    assert self.remote_password is not None
+    failures = 0
+    while True:
+        await asyncio.sleep(aioice.ice.CONSENT_INTERVAL * (0.8 + 0.4 * random.random()))
+        for pair in self._nominated.values():
+            request = self.build_request(pair, nominate=False)
+            try:
+                await pair.protocol.request(
+                    request,
+                    pair.remote_addr,
+                    integrity_key=self.remote_password.encode("utf8"),
+                    retransmissions=CONSENT_RETRANSMISSIONS,
+                )
+                failures = 0
+            except aioice.stun.TransactionError:
+                failures += 1
+            if failures >= CONSENT_FAILURES:
+                logger.warning(f"ICE consent expired ({failures} checks unanswered): closing")
+                self._query_consent_task = None
+                await self.close()
+                return
+
+
+aioice.ice.Connection.query_consent = _tolerant_query_consent  # type: ignore[method-assign]
+
+# Every call's WebRTC traffic (audio RTP, RTCP, data channel, STUN) arrives on a UDP socket of
+# its own, read by the one event loop. Linux gives a socket ~208 KB of receive buffer, about
+# 1-2 s of a call's packets on loopback; when the loop falls behind for that long (several
+# people talking at once on 2 cores), the kernel drops what does not fit: audio, and also the
+# consent checks above, so calls closed. The buffer is raised to 4 MB (Linux caps it at
+# net.core.rmem_max without privileges; then it is as large as allowed).
+UDP_RECEIVE_BUFFER = 4 * 1024 * 1024
+_stun_connection_made = aioice.ice.StunProtocol.connection_made
+
+
+def _connection_made_with_big_buffer(self, transport) -> None:
+    sock = transport.get_extra_info("socket")
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, UDP_RECEIVE_BUFFER)
+    _stun_connection_made(self, transport)
+
+
+aioice.ice.StunProtocol.connection_made = _connection_made_with_big_buffer  # type: ignore[method-assign]
+
+# Pipecat ends a session when one audio write takes longer than this, taking it for a peer
+# that stopped reading (default 10 s). Over SmallWebRTC a write waits for our own aiortc
+# sender to pace the audio out, whatever the peer does, so a slow write means this process
+# is overloaded (several people talking at once on 2 cores), not that anyone left: a closed
+# connection ends the session through its disconnect event. With 10 s, an overloaded room
+# dropped every call at once (bench/room_load.py); now it answers late instead.
+AUDIO_WRITE_TIMEOUT_SECS = 60.0
+
 
 def webrtc_transport(connection: SmallWebRTCConnection) -> SmallWebRTCTransport:
     """A transport for one browser peer connection (16 kHz in; the bot's audio out)."""
@@ -41,5 +115,6 @@ def webrtc_transport(connection: SmallWebRTCConnection) -> SmallWebRTCTransport:
             audio_in_enabled=True,
             audio_in_sample_rate=16000,
             audio_out_enabled=True,
+            audio_out_write_timeout_secs=AUDIO_WRITE_TIMEOUT_SECS,
         ),
     )

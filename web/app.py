@@ -13,7 +13,7 @@ API (everything but /api/room, /api/signup, /api/login needs a signed-in person)
     /api/avatars/..., /api/voices/..., /api/llm/models   avatars and their editor
                            (``web.avatars_api``)
     GET  /api/health       LLM, STT, TTS and memory status, with what to do when one is down
-    GET  /api/stats        live sessions, peer connections, asyncio tasks and RSS of this process
+    GET  /api/stats        live sessions, peer connections, tasks, RSS and event-loop lag
     POST /api/offer        SmallWebRTC signaling (Pipecat-compatible), one session per offer
     PATCH /api/offer       trickle ICE candidates (only for your own peer connections)
     WS   /ws?avatar=ID     the same session over a WebSocket (Pipecat protobuf frames)
@@ -51,6 +51,7 @@ from web.accounts import AccountStore
 from web.auth import COOKIE, RoomOptions, SignedIn, auth_router, websocket_user
 from web.avatars_api import avatars_router
 from web.health import health_report
+from web.loop_lag import LoopLagMonitor
 from web.memory_api import memory_router
 from web.sessions import SessionManager
 
@@ -117,6 +118,7 @@ def create_app(
     for avatar_id in avatars or offered():
         load_avatar(avatar_id)  # fail at start-up, naming the bad field, not at first call
     sessions = SessionManager(greet=greet)
+    lag = LoopLagMonitor()
     webrtc = SmallWebRTCRequestHandler()
     peer_owners: dict[str, str] = {}  # pc_id -> user id, so nobody patches another's call
 
@@ -136,9 +138,11 @@ def create_app(
                 login_check_secs or settings.login_check_secs,
             )
         )
+        lag_task = asyncio.create_task(lag.run())
         yield
         warm.cancel()
         watch.cancel()
+        lag_task.cancel()
         await sessions.stop_all()
         await webrtc.close()
 
@@ -201,6 +205,7 @@ def create_app(
             "peer_owners": len(peer_owners),
             "tasks": len(asyncio.all_tasks()),
             "rss_mb": _rss_mb(),
+            "loop_lag": lag.stats(),
         }
 
     @app.post("/api/offer")
