@@ -22,7 +22,6 @@ from typing import Any
 import tomlkit
 
 from bots.config import (
-    BUILTIN_AVATARS_DIR,
     AvatarConfig,
     AvatarConfigError,
     LLMConfig,
@@ -43,12 +42,6 @@ _DEFAULTS: dict[str, Any] = {
     "llm": LLMConfig().model_dump(),
     "turn_taking": TurnTakingConfig().model_dump(),
 }
-
-
-def is_builtin(avatar_id: str) -> bool:
-    """Whether ``avatar_id`` is defined by a file shipped with the product."""
-    path = avatar_path(avatar_id)
-    return path is not None and path.parent == BUILTIN_AVATARS_DIR
 
 
 def avatar_toml(avatar: AvatarConfig, previous: str = "") -> str:

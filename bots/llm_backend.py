@@ -76,13 +76,22 @@ def embedded_model(settings: Settings) -> str | None:
     return _seen_models[url]
 
 
+def ollama_models(settings: Settings) -> list[str]:
+    """The models the Ollama server at ``OLLAMA_HOST`` has, sorted."""
+    import ollama
+
+    return sorted(
+        m.model for m in ollama.Client(host=settings.ollama_host).list().models if m.model
+    )
+
+
 def ensure_ollama_model(settings: Settings, model: str) -> None:
     """Pull ``model`` into Ollama if it is not there yet, showing a progress bar."""
     import ollama
     from tqdm import tqdm
 
     client = ollama.Client(host=settings.ollama_host)
-    have = {m.model for m in client.list().models}
+    have = set(ollama_models(settings))
     if model in have or f"{model}:latest" in have:
         return
     logger.info(f"Ollama does not have {model}; pulling it (one time)")

@@ -33,7 +33,6 @@ import wave
 from collections.abc import Callable
 from typing import Any
 
-import httpx
 from fastapi import APIRouter, Body, HTTPException
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field, ValidationError
@@ -49,7 +48,7 @@ from bots.config import (
     load_avatar,
     validate_avatar,
 )
-from bots.llm_backend import embedded_model, ollama_running
+from bots.llm_backend import embedded_model, ollama_models, ollama_running
 from bots.models import ModelMissingError, piper_voice, piper_voice_names
 from bots.settings import get_settings
 from web.accounts import AccountStore, User
@@ -138,6 +137,12 @@ def avatars_router(
         except AvatarValidationError as e:
             return invalid(e.errors)
 
+    async def save(config: AvatarConfig):
+        try:
+            return await asyncio.to_thread(save_avatar, config)
+        except (OSError, AvatarConfigError) as e:  # a full disk, a read-only folder
+            raise HTTPException(500, f"Could not save the avatar file: {e}") from None
+
     @router.get("/avatars")
     async def list_avatars(me: SignedIn) -> list[dict]:
         owners = accounts.avatar_owners()
@@ -174,8 +179,8 @@ def avatars_router(
         if not accounts.claim_avatar(config.id, me):
             raise HTTPException(409, f"Someone just created {config.id!r}; pick another id.")
         try:
-            path = await asyncio.to_thread(save_avatar, config)
-        except Exception:
+            path = await save(config)
+        except HTTPException:
             accounts.release_avatar(config.id)
             raise
         return {**describe(config.id, me, accounts.avatar_owners()), "file": str(path)}
@@ -190,7 +195,7 @@ def avatars_router(
         config = parse(data, avatar_id)
         if isinstance(config, JSONResponse):
             return config
-        path = await asyncio.to_thread(save_avatar, config)
+        path = await save(config)
         # Calls already running keep the avatar they started with; the next call gets this.
         return {**describe(avatar_id, me, accounts.avatar_owners()), "file": str(path)}
 
@@ -224,8 +229,7 @@ def avatars_router(
         try:
             request = PreviewRequest.model_validate(data)
         except ValidationError as e:
-            errors = [(f.removeprefix("voice."), m) for f, m in field_errors(e)]
-            return invalid([(f"voice.{f}" if f != "text" else f, m) for f, m in errors])
+            return invalid(field_errors(e))
         text = request.text.strip()[:PREVIEW_MAX_CHARS]
         try:
             path = piper_voice(request.voice.piper_voice)
@@ -266,9 +270,8 @@ def _llm_models() -> dict:
     settings = get_settings()
     if settings.llm_backend != "embedded" and ollama_running(settings):
         try:
-            tags = httpx.get(f"{settings.ollama_host.rstrip('/')}/api/tags", timeout=2).json()
-            models = sorted(m["name"] for m in tags.get("models", []))
-        except (httpx.HTTPError, ValueError, KeyError, TypeError):
+            models = ollama_models(settings)
+        except Exception:  # went away since the probe: offer no list, the field stays free text
             models = []
         return {
             "backend": "ollama",
