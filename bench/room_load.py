@@ -121,13 +121,34 @@ async def person(
     return out
 
 
+def udp_receive_drops() -> int | None:
+    """UDP packets this machine's kernel dropped because a socket's receive buffer was full.
+
+    Every call's audio, data-channel messages and ICE consent checks are UDP: when a process
+    reads its sockets too late, this counter goes up (``RcvbufErrors`` in ``/proc/net/snmp``).
+    """
+    try:
+        rows = [line.split() for line in Path("/proc/net/snmp").read_text().splitlines()]
+    except OSError:
+        return None
+    names, values = [r for r in rows if r[0] == "Udp:"][:2]
+    return int(values[names.index("RcvbufErrors")])
+
+
 async def sample_stats(base_url: str, cookies: dict, into: list[dict], stop: asyncio.Event):
     """``/api/stats`` every 2 s until ``stop``."""
     async with httpx.AsyncClient(base_url=base_url, cookies=cookies, timeout=10) as http:
         while not stop.is_set():
             try:
                 stats = (await http.get("/api/stats")).json()
-                into.append({"at": time.time(), **stats, "loadavg": os.getloadavg()[0]})
+                into.append(
+                    {
+                        "at": time.time(),
+                        **stats,
+                        "loadavg": os.getloadavg()[0],
+                        "udp_drops": udp_receive_drops(),
+                    }
+                )
             except (httpx.HTTPError, ValueError) as e:
                 into.append({"at": time.time(), "error": str(e)})
             with contextlib.suppress(TimeoutError):
@@ -141,6 +162,7 @@ async def run_load(args: argparse.Namespace, base_url: str, room: Server) -> dic
     async with httpx.AsyncClient(base_url=base_url, cookies=watcher, timeout=10) as http:
         before = (await http.get("/api/stats")).json()
     stats: list[dict] = []
+    udp_drops_before = udp_receive_drops()
     stop, hang_up = asyncio.Event(), asyncio.Event()
     sampler = asyncio.create_task(sample_stats(base_url, watcher, stats, stop))
     # The simulated people share this process's loop: when it lags, their measurements do.
@@ -182,6 +204,9 @@ async def run_load(args: argparse.Namespace, base_url: str, room: Server) -> dic
         "ended": ended,
         "peak_rss_mb": round(rss.peak / 2**20),
         "client_loop_lag_max_ms": client_lag.stats()["max_ms"],
+        "udp_drops": None
+        if udp_drops_before is None
+        else (udp_receive_drops() or 0) - udp_drops_before,
     }
 
 
@@ -222,6 +247,7 @@ def summarize(run: dict, args: argparse.Namespace) -> dict:
             (s["loop_lag"]["recent_max_ms"] for s in steady if "loop_lag" in s), default=None
         ),
         "client_loop_lag_max_ms": run["client_loop_lag_max_ms"],
+        "udp_drops": run.get("udp_drops"),
         "mean_loadavg": round(float(np.mean([s["loadavg"] for s in steady])), 2)
         if steady
         else None,
@@ -261,6 +287,7 @@ def markdown(summary: dict, meta: dict) -> str:
         f"| mean 1-min load average | {summary['mean_loadavg']} |",
         f"| worst event-loop lag: room / simulated people | "
         f"{summary['server_loop_lag_max_ms']} / {summary['client_loop_lag_max_ms']} ms |",
+        f"| UDP packets dropped by the kernel (receive buffers full) | {summary['udp_drops']} |",
         f"| left after hang-up | {left['sessions']} sessions, {left['peer_connections']} peer "
         f"connections, {left['tasks_added']:+d} tasks |",
         "",

@@ -4,8 +4,10 @@ Signaling is Pipecat's (``POST /api/offer`` with ``{sdp, type, pc_id?}``, ``PATC
 for trickle ICE), so standard Pipecat clients work. No ICE servers are configured: host
 candidates are enough on one machine or a LAN, and nothing is sent to a STUN server outside.
 
-The bot's receive jitter buffer is shortened (see ``_ShortAudioJitterBuffer``), and ICE
-consent checks tolerate a busy event loop (see ``_tolerant_query_consent``).
+The bot's receive jitter buffer is shortened (see ``_ShortAudioJitterBuffer``). Many calls in
+one process load its event loop, so UDP sockets are drained several datagrams per wakeup
+(``_draining_read_ready``) into larger buffers, and ICE consent checks tolerate a late loop
+(``_tolerant_query_consent``): bench/room_load.py measured calls dropping without these.
 """
 
 from __future__ import annotations
@@ -67,8 +69,9 @@ async def _tolerant_query_consent(self: aioice.ice.Connection) -> None:
                     retransmissions=CONSENT_RETRANSMISSIONS,
                 )
                 failures = 0
-            except aioice.stun.TransactionError:
+            except aioice.stun.TransactionError as e:
                 failures += 1
+                logger.debug(f"ICE consent check unanswered ({failures} in a row): {e!r}")
             if failures >= CONSENT_FAILURES:
                 logger.warning(f"ICE consent expired ({failures} checks unanswered): closing")
                 self._query_consent_task = None
@@ -97,6 +100,39 @@ def _connection_made_with_big_buffer(self, transport) -> None:
 
 
 aioice.ice.StunProtocol.connection_made = _connection_made_with_big_buffer  # type: ignore[method-assign]
+
+# asyncio reads ONE datagram per socket per event-loop iteration. A call receives ~55 packets
+# a second (audio every 20 ms, RTCP, data channel, STUN), so once an iteration takes longer
+# than ~18 ms (8 calls in one process on 2 cores: every call's frame graph runs in the same
+# iteration) each socket drains slower than it fills, however little the loop "lags". `ss -m`
+# showed every room socket's buffer full (512 of 512 KB) and hundreds of drops, with the loop
+# only ~0.3 s late: the consent checks were lost with the audio, and 6 of 8 calls closed.
+# Here a ready socket is drained up to UDP_READS_PER_WAKEUP datagrams at a time, as libuv
+# (uvloop, Node) does; a busy socket can no longer starve, and one socket still can't
+# monopolize the loop. CPython's datagram transport has no such option, hence the patch.
+UDP_READS_PER_WAKEUP = 32
+
+
+def _draining_read_ready(self) -> None:
+    for _ in range(UDP_READS_PER_WAKEUP):
+        if self._conn_lost:
+            return
+        try:
+            data, addr = self._sock.recvfrom(self.max_size)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError as exc:
+            self._protocol.error_received(exc)
+            return
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            self._fatal_error(exc, "Fatal read error on datagram transport")
+            return
+        self._protocol.datagram_received(data, addr)
+
+
+asyncio.selector_events._SelectorDatagramTransport._read_ready = _draining_read_ready  # type: ignore[attr-defined]
 
 # Pipecat ends a session when one audio write takes longer than this, taking it for a peer
 # that stopped reading (default 10 s). Over SmallWebRTC a write waits for our own aiortc
