@@ -248,6 +248,9 @@ def summarize(run: dict, args: argparse.Namespace) -> dict:
         ),
         "client_loop_lag_max_ms": run["client_loop_lag_max_ms"],
         "udp_drops": run.get("udp_drops"),
+        "audio_in_backlog_max_ms": max(
+            (s.get("audio_in_backlog_ms", 0) for s in steady), default=None
+        ),
         "mean_loadavg": round(float(np.mean([s["loadavg"] for s in steady])), 2)
         if steady
         else None,
@@ -288,6 +291,8 @@ def markdown(summary: dict, meta: dict) -> str:
         f"| worst event-loop lag: room / simulated people | "
         f"{summary['server_loop_lag_max_ms']} / {summary['client_loop_lag_max_ms']} ms |",
         f"| UDP packets dropped by the kernel (receive buffers full) | {summary['udp_drops']} |",
+        "| received audio not yet read by its call (worst, steady state) | "
+        f"{summary['audio_in_backlog_max_ms']} ms |",
         f"| left after hang-up | {left['sessions']} sessions, {left['peer_connections']} peer "
         f"connections, {left['tasks_added']:+d} tasks |",
         "",

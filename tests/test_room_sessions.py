@@ -56,6 +56,8 @@ async def one_call(base: str, cookies: dict, drop: bool) -> None:
     call = await call_bot(base, cookies=cookies)
     # Connected once the bot's audio flows (the greeting, or silence).
     await wait_for(lambda: call.heard, 30, "audio from the bot")
+    # The call reads what it receives as it comes (a growing backlog: the bot hears late).
+    assert (await stats(base, cookies))["audio_in_backlog_ms"] < 2000
     if drop:
         drop_network(call)
     else:

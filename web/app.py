@@ -206,6 +206,7 @@ def create_app(
             "tasks": len(asyncio.all_tasks()),
             "rss_mb": _rss_mb(),
             "loop_lag": lag.stats(),
+            "audio_in_backlog_ms": _audio_in_backlog_ms(webrtc),
         }
 
     @app.post("/api/offer")
@@ -310,6 +311,21 @@ def _loadable(avatar_ids: list[str]) -> list[AvatarConfig]:
         except AvatarConfigError:
             continue
     return out
+
+
+def _audio_in_backlog_ms(webrtc: SmallWebRTCRequestHandler) -> int:
+    """The most received audio any call has not yet handed to its frame graph, in ms.
+
+    aiortc queues decoded 20 ms frames for the session to read; a queue that grows means the
+    event loop can't keep up and the bot hears people late (and holds their audio in memory).
+    """
+    frames = 0
+    for connection in webrtc._pcs_map.values():  # Pipecat keeps no public list
+        for receiver in connection.pc.getReceivers():
+            queue = getattr(receiver.track, "_queue", None)  # aiortc keeps no public size
+            if queue is not None:
+                frames = max(frames, queue.qsize())
+    return frames * 20
 
 
 def _rss_mb() -> float:
