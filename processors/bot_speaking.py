@@ -18,13 +18,13 @@ class BotSpeakingObserver(BaseObserver):
     """``speaking`` and ``quiet_secs()``: is the bot audible, and for how long it has not been."""
 
     def __init__(self):
-        """Start quiet."""
-        super().__init__()
+        """Start quiet (told of each frame once, not at every hop: the flags are idempotent)."""
+        super().__init__(observe_every_push=False)
         self.speaking = False
         self._stopped_at = time.monotonic()
 
     async def on_push_frame(self, data: FramePushed) -> None:
-        """Follow the speaking frames (seen at every hop; the flags are idempotent)."""
+        """Follow the speaking frames."""
         if isinstance(data.frame, BotStartedSpeakingFrame):
             self.speaking = True
         elif isinstance(data.frame, BotStoppedSpeakingFrame) and self.speaking:

@@ -17,6 +17,14 @@ own view, at once and without a frame hop:
 This is not a frame processor: it is the VAD analyzer the user aggregator runs. It emits no
 frames; it calls the listeners' callbacks on the event loop.
 
+Silero runs on the event loop, not in Pipecat's per-analyzer worker thread: a 20 ms frame
+costs ~0.3 ms of inference, less than the hop to the thread and back on a busy loop (the
+thread must win the GIL back each time). With 8 calls in one room the hops made each call's
+user aggregator fall behind its audio; audio frames are system frames, which a processor takes
+before anything else queued, so the data frames behind them (the greeting, transcripts) never
+got through (``bench/room_load.py``). Silent windows skip Silero altogether
+(``SILENCE_DBFS``).
+
 Every call shares one ONNX Runtime session (as smart-turn does, ``processors.shared_smart_turn``):
 Silero's recurrent state and context live in the per-call model wrapper and are passed into
 each ``run``, so the session itself is stateless, and ``run`` is thread-safe. Pipecat's
@@ -30,6 +38,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
 
+import numpy as np
 from pipecat.audio.vad.silero import SileroOnnxModel, SileroVADAnalyzer
 from pipecat.audio.vad.vad_analyzer import VADAnalyzer, VADState
 
@@ -66,6 +75,13 @@ class VADListener:
     on_stop: Callable[[], None] | None = None
     """``stop_secs`` of silence: ``STOPPING`` -> ``QUIET``."""
 
+
+# Windows quieter than this are silence without asking Silero: a person talking is 30-50 dB
+# louder, and Pipecat's own min_volume would not count them as speech anyway. A microphone
+# with the browser's noise suppression, and a listening tester, send mostly such windows, so
+# most Silero runs (~0.3 ms each, 31 a second per call, on the event loop) are skipped.
+SILENCE_DBFS = -60.0
+SILENCE_RMS = 32768 * 10 ** (SILENCE_DBFS / 20)
 
 FALSE_START_SECS = 0.15
 MAX_UNCONFIRMED_SECS = 0.5
@@ -114,9 +130,19 @@ class ReportingSileroVAD(SileroVADAnalyzer):
         self._onset_at = 0.0
         self._last_speechlike = 0.0
         self._ignore_until_gap = False  # unconfirmed sound: no new onset until a silent gap
+        self._silent = False  # the last window was below SILENCE_DBFS (model not run)
 
     def voice_confidence(self, buffer) -> float:
-        """Silero's score for one window, remembered for the onset check."""
+        """Silero's score for one window (0 for silence), remembered for the onset check."""
+        samples = np.frombuffer(buffer, np.int16).astype(np.float32)
+        if samples.size and float(np.sqrt(np.mean(samples * samples))) < SILENCE_RMS:
+            # Not speech at any threshold. Silero starts afresh after it, as Pipecat's own
+            # periodic reset does after quiet windows.
+            if not self._silent:
+                self._model.reset_states()
+                self._silent = True
+            return 0.0
+        self._silent = False
         confidence = super().voice_confidence(buffer)
         self._peak_confidence = max(self._peak_confidence, confidence)
         return confidence
@@ -124,7 +150,7 @@ class ReportingSileroVAD(SileroVADAnalyzer):
     async def analyze_audio(self, buffer: bytes) -> VADState:
         """Analyze like Silero does, then report the transitions, if any."""
         self._peak_confidence = 0.0
-        state = await super().analyze_audio(buffer)
+        state = self._run_analyzer(buffer)  # inline: see the module docstring
         # Audio time, not wall time: the same decisions however the frames are delivered.
         self._audio_secs += len(buffer) / (2 * self.sample_rate)
         now = self._audio_secs

@@ -28,7 +28,7 @@ AT_ONCE = 4
 
 async def stats(base: str, cookies: dict) -> dict:
     async with httpx.AsyncClient(base_url=base, cookies=cookies, timeout=10) as http:
-        return (await http.get("/api/stats")).json()
+        return (await http.get("/api/stats", params={"collect": 1})).json()
 
 
 async def settled(base: str, cookies: dict, timeout: float = 90) -> dict:

@@ -142,11 +142,41 @@ def test_calls_share_one_silero_session_but_each_keeps_its_own_state():
         vad.set_sample_rate(16000)  # as the pipeline does when it starts
     speech = piper_say("Hello there, can you hear me?")
     windows = [speech[i : i + 512] for i in range(0, len(speech) - 512, 512)]
+    # Room noise at -40 dBFS: loud enough that Silero runs on it (above SILENCE_DBFS).
+    noise = np.random.default_rng(0).normal(0, 328, 512 * len(windows)).astype(np.int16)
     heard, silent = [], []
-    for window in windows:  # interleaved, as two calls would run
+    for i, window in enumerate(windows):  # interleaved, as two calls would run
         heard.append(talking.voice_confidence(window.tobytes()))
-        silent.append(quiet.voice_confidence(np.zeros(512, dtype=np.int16).tobytes()))
+        silent.append(quiet.voice_confidence(noise[i * 512 : (i + 1) * 512].tobytes()))
     assert max(heard) > 0.8 and max(silent) < 0.1, (max(heard), max(silent))
+
+
+def test_silent_windows_skip_silero_and_speech_after_them_is_still_heard():
+    from processors.vad_events import ReportingSileroVAD
+    from tests.speech import piper_say
+
+    vad = ReportingSileroVAD(sample_rate=16000)
+    vad.set_sample_rate(16000)
+    runs = 0
+    model_call = vad._model.__call__
+
+    def counted(*args):
+        nonlocal runs
+        runs += 1
+        return model_call(*args)
+
+    vad._model = type(
+        "Counted", (), {"__call__": staticmethod(counted), "reset_states": vad._model.reset_states}
+    )()
+    silence = np.zeros(512, dtype=np.int16).tobytes()
+    assert [vad.voice_confidence(silence) for _ in range(30)] == [0.0] * 30
+    assert runs == 0  # a listening tester's silence costs no inference
+    speech = piper_say("Hello there, can you hear me?")
+    scores = [
+        vad.voice_confidence(speech[i : i + 512].tobytes())
+        for i in range(0, len(speech) - 512, 512)
+    ]
+    assert runs > 0 and max(scores) > 0.8
 
 
 def test_loop_lag_monitor_reports_recent_and_worst_lateness():

@@ -28,9 +28,7 @@ class _Counter(asyncio.DatagramProtocol):
 
 async def test_a_busy_loop_still_reads_every_packet_as_it_comes():
     loop = asyncio.get_running_loop()
-    transport, counter = await loop.create_datagram_endpoint(
-        _Counter, local_addr=("127.0.0.1", 0)
-    )
+    transport, counter = await loop.create_datagram_endpoint(_Counter, local_addr=("127.0.0.1", 0))
     port = transport.get_extra_info("sockname")[1]
     busy = True
 

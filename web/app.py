@@ -14,6 +14,7 @@ API (everything but /api/room, /api/signup, /api/login needs a signed-in person)
                            (``web.avatars_api``)
     GET  /api/health       LLM, STT, TTS and memory status, with what to do when one is down
     GET  /api/stats        live sessions, peer connections, tasks, RSS and event-loop lag
+                           (``?collect=1``: also sessions still in memory, after a GC)
     POST /api/offer        SmallWebRTC signaling (Pipecat-compatible), one session per offer
     PATCH /api/offer       trickle ICE candidates (only for your own peer connections)
     WS   /ws?avatar=ID     the same session over a WebSocket (Pipecat protobuf frames)
@@ -195,12 +196,16 @@ def create_app(
         return {**report, "sessions": len(sessions.active)}
 
     @app.get("/api/stats")
-    async def stats(_user: SignedIn) -> dict:
-        """What this process holds: to check that ended calls leave nothing behind."""
+    async def stats(_user: SignedIn, collect: bool = Query(False)) -> dict:
+        """What this process holds: to check that ended calls leave nothing behind.
+
+        ``collect=1`` also runs a garbage collection to count the sessions still in memory
+        (``in_memory``): that stops every call for a moment, so a sampler leaves it off.
+        """
         return {
             "sessions": len(sessions.active),
             "finishing": len(sessions.finishing),
-            "in_memory": sessions.alive(),
+            "in_memory": sessions.alive() if collect else None,
             "peer_connections": len(webrtc._pcs_map),  # Pipecat keeps no public count
             "peer_owners": len(peer_owners),
             "tasks": len(asyncio.all_tasks()),
