@@ -5,6 +5,7 @@ The graph, top to bottom, is the one in DESIGN.md::
     transport.input()        audio from the browser / mic
     stt                      whisper.cpp; final (and interim) transcriptions
     user_aggregator          Silero VAD + smart-turn decide turns; appends the user turn
+    user_audio_end           the person's audio goes no further (nothing below uses it)
     memory                   long-term memory: puts what the avatar remembers before the turn
     llm                      Ollama or the embedded llama.cpp server, streaming
     reply_text               keeps the reply as generated (for the LLM's prompt cache)
@@ -32,7 +33,7 @@ from dataclasses import dataclass, field
 from loguru import logger
 from pipecat.audio.turn.smart_turn.base_smart_turn import SmartTurnParams
 from pipecat.audio.vad.vad_analyzer import VADParams
-from pipecat.frames.frames import EndFrame, TTSSpeakFrame
+from pipecat.frames.frames import EndFrame, Frame, InterruptionFrame, TTSSpeakFrame
 from pipecat.pipeline.pipeline import Pipeline
 from pipecat.pipeline.worker import PipelineParams, PipelineWorker
 from pipecat.processors.aggregators.llm_context import LLMContext
@@ -41,6 +42,7 @@ from pipecat.processors.aggregators.llm_response_universal import (
     LLMUserAggregatorParams,
 )
 from pipecat.processors.aggregators.llm_text_processor import LLMTextProcessor
+from pipecat.processors.frame_processor import FrameDirection
 from pipecat.processors.frameworks.rtvi.frames import RTVIServerMessageFrame
 from pipecat.services.openai.llm import OpenAILLMService
 from pipecat.transports.base_transport import BaseTransport
@@ -51,6 +53,7 @@ from pipecat.turns.user_stop import (
 )
 from pipecat.turns.user_turn_strategies import UserTurnStrategies
 
+from bots import wait_for
 from bots.config import AvatarConfig, TurnTakingConfig
 from bots.llm_backend import LLMBackend, resolve_backend
 from bots.models import whisper_ggml
@@ -68,8 +71,13 @@ from processors.playback_gate import PlaybackGate
 from processors.reply_text import ReplyTextRecorder
 from processors.shared_smart_turn import SharedSmartTurnAnalyzer
 from processors.turn_latency import TurnLatency, TurnLatencyObserver
+from processors.user_audio_end import user_audio_end
 from processors.vad_events import ReportingSileroVAD, VADListener
 from processors.whisper_stt import WhisperCppSTTService
+
+# Per-frame waits in Pipecat's transports cost 3 loop iterations each with wait_for2: see
+# bots/wait_for.py (8 calls in one room could not keep up with their own audio).
+wait_for.install()
 
 # When a noise interrupted the bot and produced no words, the bot resumes instead of
 # going silent: a cough must not end the reply for good.
@@ -125,6 +133,31 @@ class LocalLLMService(OpenAILLMService):
     """
 
     supports_developer_role = False
+
+    def __init__(self, **kwargs):
+        """As ``OpenAILLMService``."""
+        super().__init__(**kwargs)
+        self._held_for_interruption: list[tuple[Frame, FrameDirection]] | None = None
+
+    async def _start_interruption(self):
+        # Cancelling the reply's stream pushes its LLMFullResponseEndFrame (from the stream's
+        # `finally`) *before* Pipecat pushes the InterruptionFrame on. The text aggregator
+        # below then flushes the half sentence it was holding into TTS, and the person hears
+        # it after they barged in. So frames pushed while cancelling wait for the interruption.
+        self._held_for_interruption = []
+        await super()._start_interruption()
+
+    async def push_frame(self, frame: Frame, direction: FrameDirection = FrameDirection.DOWNSTREAM):
+        """Push a frame, holding the cancelled reply's last frames behind its interruption."""
+        held = self._held_for_interruption
+        if held is not None and not isinstance(frame, InterruptionFrame):
+            held.append((frame, direction))
+            return
+        await super().push_frame(frame, direction)
+        if held is not None:
+            self._held_for_interruption = None
+            for f, d in held:
+                await super().push_frame(f, d)
 
 
 def build_llm(avatar: AvatarConfig, backend: LLMBackend) -> OpenAILLMService:
@@ -296,6 +329,7 @@ def build_session(
         transport.input(),
         stt,
         user_aggregator,
+        user_audio_end(),
         retrieval,
         llm,
         reply_text,
@@ -310,7 +344,7 @@ def build_session(
     worker = PipelineWorker(
         pipeline,
         params=PipelineParams(enable_metrics=True, enable_usage_metrics=True),
-        observers=[latency, voice],
+        observers=[latency, voice, gate],
         idle_timeout_secs=idle_timeout_secs,
         name=f"{avatar.id}-{session_id}" if session_id else None,
     )

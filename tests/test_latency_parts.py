@@ -95,6 +95,26 @@ async def test_the_gate_holds_audio_and_resumes_from_the_same_frame():
     assert out.written == [b"1", b"2"]
 
 
+async def test_audio_held_across_an_interruption_is_dropped_not_played():
+    from pipecat.frames.frames import InterruptionFrame
+    from pipecat.observers.base_observer import FramePushed
+
+    out = FakeOutput()
+    gate = PlaybackGate()
+    gate.attach(out)  # type: ignore[arg-type]
+    gate.pause()  # the person starts talking over the bot...
+    held = asyncio.create_task(out.write_audio_frame(b"old reply"))
+    await asyncio.sleep(0.05)
+    # ...and it is a real barge-in: Pipecat interrupts (the held chunk is not in its queue).
+    frame = InterruptionFrame()
+    await gate.on_push_frame(FramePushed(None, None, frame, None, 0))  # type: ignore[arg-type]
+    gate.resume()
+    assert await asyncio.wait_for(held, 1) is False
+    assert out.written == []
+    await out.write_audio_frame(b"answer")  # the next reply plays as usual
+    assert out.written == [b"answer"]
+
+
 def test_exact_prefix_restores_the_generated_spacing():
     generated = "Good question!\n\nThe sky is blue because  air scatters blue light."
     assert (
