@@ -76,10 +76,10 @@ class VADListener:
     """``stop_secs`` of silence: ``STOPPING`` -> ``QUIET``."""
 
 
-# Windows quieter than this are silence without asking Silero: a person talking is 30-50 dB
-# louder, and Pipecat's own min_volume would not count them as speech anyway. A microphone
-# with the browser's noise suppression, and a listening tester, send mostly such windows, so
-# most Silero runs (~0.3 ms each, 31 a second per call, on the event loop) are skipped.
+# Windows quieter than this, while the VAD is quiet, are silence without asking Silero: a
+# person talking is 30-50 dB louder, and Pipecat's min_volume would not count them anyway. A
+# microphone with the browser's noise suppression, and a listening tester, send mostly such
+# windows, so most Silero runs (~0.3 ms each, 31 a second per call, on the event loop) are skipped.
 SILENCE_DBFS = -60.0
 SILENCE_RMS = 32768 * 10 ** (SILENCE_DBFS / 20)
 
@@ -135,9 +135,11 @@ class ReportingSileroVAD(SileroVADAnalyzer):
     def voice_confidence(self, buffer) -> float:
         """Silero's score for one window (0 for silence), remembered for the onset check."""
         samples = np.frombuffer(buffer, np.int16).astype(np.float32)
-        if samples.size and float(np.sqrt(np.mean(samples * samples))) < SILENCE_RMS:
-            # Not speech at any threshold. Silero starts afresh after it, as Pipecat's own
-            # periodic reset does after quiet windows.
+        # Only between utterances: inside one, a stop consonant's closure can be this quiet,
+        # and Silero must keep its state through it or the turn ends mid-word.
+        quiet = self._vad_state == VADState.QUIET
+        if quiet and samples.size and float(np.sqrt(np.mean(samples * samples))) < SILENCE_RMS:
+            # Silero starts afresh after it, as Pipecat's own periodic reset does when quiet.
             if not self._silent:
                 self._model.reset_states()
                 self._silent = True
