@@ -83,6 +83,13 @@ class VADListener:
 SILENCE_DBFS = -60.0
 SILENCE_RMS = 32768 * 10 ** (SILENCE_DBFS / 20)
 
+
+def _rms(buffer: bytes) -> float:
+    """Root mean square of 16-bit PCM (0 for an empty buffer)."""
+    samples = np.frombuffer(buffer, np.int16).astype(np.float32)
+    return float(np.sqrt(np.mean(samples * samples))) if samples.size else 0.0
+
+
 FALSE_START_SECS = 0.15
 MAX_UNCONFIRMED_SECS = 0.5
 
@@ -134,11 +141,9 @@ class ReportingSileroVAD(SileroVADAnalyzer):
 
     def voice_confidence(self, buffer) -> float:
         """Silero's score for one window (0 for silence), remembered for the onset check."""
-        samples = np.frombuffer(buffer, np.int16).astype(np.float32)
         # Only between utterances: inside one, a stop consonant's closure can be this quiet,
         # and Silero must keep its state through it or the turn ends mid-word.
-        quiet = self._vad_state == VADState.QUIET
-        if quiet and samples.size and float(np.sqrt(np.mean(samples * samples))) < SILENCE_RMS:
+        if self._vad_state == VADState.QUIET and _rms(buffer) < SILENCE_RMS:
             # Silero starts afresh after it, as Pipecat's own periodic reset does when quiet.
             if not self._silent:
                 self._model.reset_states()
