@@ -32,6 +32,7 @@ from loguru import logger
 from pipecat.frames.frames import ErrorFrame, Frame, InterruptionFrame, TTSStoppedFrame
 from pipecat.processors.frame_processor import FrameDirection
 from pipecat.services.tts_service import TTSService, TTSSettings
+from pipecat.utils.string import match_endofsentence
 from pipecat.utils.tracing.service_decorators import traced_tts
 
 from bots.config import VoiceConfig
@@ -97,20 +98,29 @@ class LocalPiperTTSService(TTSService):
 
     @traced_tts
     async def run_tts(self, text: str, context_id: str) -> AsyncGenerator[Frame, None]:
-        """Synthesize one sentence, streaming audio as Piper produces it."""
-        chunks: Iterator = self._piper.synthesize(text, syn_config=self._syn_config)
-        num_bytes = 0
-
-        def next_chunk() -> bytes | None:
-            chunk = next(chunks, None)
-            return None if chunk is None else chunk.audio_int16_bytes
+        """Synthesize ``text``, streaming audio as Piper produces it, sentence by sentence."""
 
         async def audio() -> AsyncIterator[bytes]:
-            nonlocal num_bytes
-            # Each step runs in a worker thread: Piper is CPU-bound and must not block the loop.
-            while (data := await asyncio.to_thread(next_chunk)) is not None:
-                num_bytes += len(data)
-                yield data
+            # A TTSSpeakFrame (the greeting) comes as several sentences at once: each one's
+            # words are timed as soon as its audio is known, not after the whole text, so a
+            # greeting interrupted in its first sentence still shows the words that played.
+            for sentence in split_sentences(text):
+                chunks: Iterator = self._piper.synthesize(sentence, syn_config=self._syn_config)
+
+                def next_chunk(chunks: Iterator = chunks) -> bytes | None:
+                    chunk = next(chunks, None)
+                    return None if chunk is None else chunk.audio_int16_bytes
+
+                num_bytes = 0
+                # Each step runs in a worker thread: Piper is CPU-bound; the loop must not wait.
+                while (data := await asyncio.to_thread(next_chunk)) is not None:
+                    num_bytes += len(data)
+                    yield data
+                duration = num_bytes / 2 / self.voice_sample_rate
+                await self.add_word_timestamps(
+                    estimate_word_times(sentence, self._reply_offset, duration), context_id
+                )
+                self._reply_offset += duration
 
         try:
             await self.start_tts_usage_metrics(text)
@@ -122,14 +132,19 @@ class LocalPiperTTSService(TTSService):
         except Exception as e:
             logger.exception(f"{self}: Piper failed on {text!r}")
             yield ErrorFrame(f"Speech synthesis failed: {e}")
-            return
         finally:
             await self.stop_ttfb_metrics()
-        duration = num_bytes / 2 / self.voice_sample_rate
-        await self.add_word_timestamps(
-            estimate_word_times(text, self._reply_offset, duration), context_id
-        )
-        self._reply_offset += duration
+
+
+def split_sentences(text: str) -> list[str]:
+    """``text``'s sentences, by Pipecat's own sentence tokenizer (abbreviation-aware)."""
+    sentences = []
+    rest = text.strip()
+    while rest:
+        end = match_endofsentence(rest) or len(rest)
+        sentences.append(rest[:end].strip())
+        rest = rest[end:].strip()
+    return [s for s in sentences if s]
 
 
 def estimate_word_times(text: str, start: float, duration: float) -> list[tuple[str, float]]:

@@ -8,7 +8,7 @@ import pytest
 from bots.llm_backend import LLMUnavailableError, llm_health, resolve_backend
 from bots.models import ModelMissingError, PackagedModel, piper_voice, smollm2_gguf
 from bots.settings import Settings
-from processors.piper_tts import estimate_word_times
+from processors.piper_tts import estimate_word_times, split_sentences
 from processors.whisper_stt import (
     audio_ctx_for,
     clean_transcript,
@@ -73,6 +73,16 @@ def test_word_times_spread_over_the_sentence_by_length():
     assert starts[0] == 1.0 and starts == sorted(starts) and starts[-1] < 3.0
     # "wonderful" is long, so "there" ends (and "wonderful" starts) well before the middle.
     assert starts[2] - 1.0 < 1.0
+
+
+def test_a_spoken_text_is_timed_sentence_by_sentence():
+    # A greeting is synthesized and word-timed per sentence (abbreviations don't split).
+    assert split_sentences("Hi, I'm Lumina. It's good to hear you. What's on your mind?") == [
+        "Hi, I'm Lumina.",
+        "It's good to hear you.",
+        "What's on your mind?",
+    ]
+    assert split_sentences("Dr. Smith is here. And a half") == ["Dr. Smith is here.", "And a half"]
 
 
 def test_packaged_models_resolve_without_importing_their_packages():
