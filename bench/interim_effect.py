@@ -17,25 +17,32 @@ import time
 from pathlib import Path
 
 import numpy as np
-from pipecat.workers.runner import WorkerRunner
 
 from bench.utterances import UTTERANCES, synthesize
-from bots.config import load_avatar
-from bots.pipeline import build_session
-from tests.harness import ScriptedTransport
+from bots.config import BUILTIN_AVATARS
+from bots.runtime import Runtime
+from bots.session import VoiceSession
+from testkit.harness import ScriptedTransport
 
 OUT = Path(__file__).parent / "results"
 
 
-async def run(interval: float, rounds: int) -> dict:
-    transport = ScriptedTransport()
-    session = build_session(
-        load_avatar("lumina"), transport, user_id="bench-interim", idle_timeout_secs=None
+async def run(runtime: Runtime, interval: float, rounds: int) -> dict:
+    lumina = BUILTIN_AVATARS.load("lumina")
+    backend = await asyncio.to_thread(runtime.llm.resolve, lumina.llm.ollama_model)
+    session = VoiceSession(
+        lumina,
+        ScriptedTransport,
+        runtime,
+        backend=backend,
+        user_id="bench-interim",
+        greet=False,
+        idle_timeout_secs=None,
     )
-    session.services["stt"]._interim_interval = interval
-    runner = WorkerRunner(handle_sigint=False)
-    await runner.add_workers(session.worker)
-    task = asyncio.create_task(runner.run())
+    assert isinstance(session.transport, ScriptedTransport)
+    transport = session.transport
+    session.stt._interim_interval = interval
+    task = asyncio.create_task(session.run())
     await asyncio.sleep(1.5)
     clips = [synthesize(*u) for u in UTTERANCES]
     for _ in range(rounds):
@@ -70,10 +77,11 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rounds", type=int, default=2)
     args = parser.parse_args()
-    asyncio.run(run(0.0, 0))  # load and warm everything once, so neither run is "first"
+    runtime = Runtime.start()
+    asyncio.run(run(runtime, 0.0, 0))  # load and warm everything once, so neither is "first"
     results = {
-        "interim every 0.8 s": asyncio.run(run(0.8, args.rounds)),
-        "interim off": asyncio.run(run(0.0, args.rounds)),
+        "interim every 0.8 s": asyncio.run(run(runtime, 0.8, args.rounds)),
+        "interim off": asyncio.run(run(runtime, 0.0, args.rounds)),
     }
     OUT.mkdir(exist_ok=True)
     (OUT / "interim_effect.json").write_text(json.dumps(results, indent=2))

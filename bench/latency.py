@@ -53,7 +53,7 @@ from bench.servers import (
     tree_rss,
 )
 from bench.utterances import UTTERANCES, synthesize, trim_silence
-from bench.webrtc_client import BotCall, call_bot
+from testkit.webrtc_client import BotCall, call_bot
 
 OUT = Path(__file__).parent / "results"
 TURNS_PER_CALL = 5  # a fresh session every 5 turns keeps the context inside n_ctx
@@ -64,7 +64,7 @@ CONNECT_TIMEOUT = 30.0
 
 def load_clips() -> tuple[list[Clip], Clip]:
     """The utterances and the interruption, synthesized once."""
-    from tests.speech import piper_say
+    from testkit.speech import piper_say
 
     clips = [
         Clip(text, synthesize(text, engine, opts), engine) for text, engine, opts in UTTERANCES

@@ -17,10 +17,10 @@ import os
 import time
 from dataclasses import asdict, dataclass, field
 
-import jiwer
 import numpy as np
 
-from bench.webrtc_client import BotCall
+from testkit.webrtc_client import BotCall
+from testkit.wer import wer as corpus_wer
 
 # Received bot audio is digital zero between utterances (no comfort noise on this path) and
 # speech is mostly far above 1% of full scale: 300 (-40 dBFS) separates them (see README).
@@ -32,16 +32,6 @@ TALK_BEFORE_BARGE_IN = 1.5  # s of bot speech before talking over it
 STOP_SILENCE = 0.3  # s of silence before a barge-in: the bot was already quiet
 FLUSH_MARGIN = 0.5  # s after the interruption notice for queued audio to drain
 INTERRUPTION = "Hold on a moment I want to ask you something else."  # no comma: no mid pause
-
-_NORM = jiwer.Compose(
-    [
-        jiwer.ToLowerCase(),
-        jiwer.RemovePunctuation(),
-        jiwer.RemoveMultipleSpaces(),
-        jiwer.Strip(),
-        jiwer.ReduceToListOfListOfWords(),
-    ]
-)
 
 
 @dataclass
@@ -91,9 +81,7 @@ async def say(call: BotCall, clip: Clip) -> tuple[float, float]:
 
 def wer(refs: list[str], hyps: list[str]) -> float | None:
     """Corpus word error rate (lowercase, no punctuation); None without references."""
-    if not refs:
-        return None
-    return float(jiwer.wer(refs, hyps, reference_transform=_NORM, hypothesis_transform=_NORM))
+    return corpus_wer(refs, hyps) if refs else None
 
 
 def _ms(seconds: float) -> float:

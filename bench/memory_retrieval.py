@@ -66,7 +66,7 @@ import numpy as np
 import pyarrow as pa
 
 from memory import store as memory_store
-from memory.embedder import DIMENSIONS, Embedder, shared_embedder
+from memory.embedder import DIMENSIONS, Embedder
 from memory.recall import Recaller
 from memory.store import MemoryStore
 
@@ -629,6 +629,7 @@ def _index_names(store: MemoryStore) -> dict[str, list[str]]:
 
 def run_size(
     n: int,
+    embedder: Embedder,
     pools: Pools,
     queries: list[str],
     vectors: np.ndarray,
@@ -638,7 +639,7 @@ def run_size(
     """Build a database of ``n`` cards and ``n / 5`` chunks and measure every index state."""
     tmp = tempfile.mkdtemp(prefix=f"memory-bench-{n}-")
     try:
-        store = MemoryStore(tmp, embedder=shared_embedder())
+        store = MemoryStore(tmp, embedder=embedder)
         rng = np.random.default_rng(n)
         n_chunks = max(1, int(n * CHUNKS_PER_CARD))
         start = time.perf_counter()
@@ -802,13 +803,17 @@ def main() -> None:
     )
     args = parser.parse_args()
     started = time.perf_counter()
-    embedder = shared_embedder()
+    from bots.models import minilm_dir, minilm_onnx
+    from bots.settings import load_settings
+
+    embedder = Embedder(minilm_onnx(load_settings().cache_dir), minilm_dir())
     queries = make_queries(args.queries)
     vectors = embedder.embed(queries)
     pools = Pools(embedder)
     print(f"embedded the text pools in {pools.embed_s:.1f} s", flush=True)
     sizes = [
-        run_size(n, pools, queries, vectors, args.alt_indexes, args.budget) for n in args.sizes
+        run_size(n, embedder, pools, queries, vectors, args.alt_indexes, args.budget)
+        for n in args.sizes
     ]
     result = {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),

@@ -21,16 +21,14 @@ import tempfile
 import time
 from pathlib import Path
 
-from pipecat.workers.runner import WorkerRunner
-
 from bench.servers import free_port, llm_server
-from bots.config import load_avatar
-from bots.llm_backend import resolve_backend
-from bots.pipeline import build_session
+from bots.config import BUILTIN_AVATARS
+from bots.runtime import Runtime
+from bots.session import VoiceSession
 from bots.warmup import warm_up_models
 from memory.store import MemoryStore
-from tests.harness import ScriptedTransport
-from tests.speech import piper_say
+from testkit.harness import ScriptedTransport
+from testkit.speech import piper_say
 
 QUESTIONS = [
     "What is my dog called?",
@@ -81,35 +79,36 @@ def pct(values: list[float], q: float) -> float:
 
 async def run(cards: int, turns: int) -> dict:
     """Play ``turns`` questions and collect the per-turn memory waits."""
-    warm_up_models([load_avatar("lumina")])  # as the server does before anyone connects
-    store = MemoryStore(tempfile.mkdtemp(prefix="turn-wait-"))
+    lumina = BUILTIN_AVATARS.load("lumina")
+    started = Runtime.start()
+    store = MemoryStore(tempfile.mkdtemp(prefix="turn-wait-"), started.models.embedder())
+    runtime = Runtime(started.settings, models=started.models, memory=store)
+    warm_up_models(runtime, [lumina])  # as the server does before anyone connects
     seed(store, cards)
-    backend = resolve_backend(load_avatar("lumina").llm.ollama_model)
-    transport = ScriptedTransport()
-    session = build_session(
-        load_avatar("lumina"),
-        transport,
+    backend = runtime.llm.resolve(lumina.llm.ollama_model)
+    session = VoiceSession(
+        lumina,
+        ScriptedTransport,
+        runtime,
         backend=backend,
         user_id="sam",
-        memory=store,
+        greet=False,
         idle_timeout_secs=None,
     )
-    retrieval = session.services["memory"]
+    assert isinstance(session.transport, ScriptedTransport) and session.retrieval
+    transport, retrieval = session.transport, session.retrieval
     await session.prepare()  # as the session manager does: loads the person's memories
-    runner = WorkerRunner(handle_sigint=False)
-    await runner.add_workers(session.worker)
-    task = asyncio.create_task(runner.run())
+    task = asyncio.create_task(session.run())
     await asyncio.sleep(2.0)
     recall_ms = []
     for i in range(turns):
         answered = len(retrieval.waited_ms)
-        replies = len([t for t in session.transcript if t.role == "assistant"])
+        replies = len(session.turns.turns("assistant"))
         await transport.mic.say(piper_say(QUESTIONS[i % len(QUESTIONS)]))
         deadline = time.monotonic() + 90
         # Like a person: ask, listen to the whole answer, then ask the next question.
         while time.monotonic() < deadline and (
-            len(retrieval.waited_ms) == answered
-            or len([t for t in session.transcript if t.role == "assistant"]) == replies
+            len(retrieval.waited_ms) == answered or len(session.turns.turns("assistant")) == replies
         ):
             await asyncio.sleep(0.05)
         if retrieval.last:

@@ -39,7 +39,7 @@ from pipecat.transports.smallwebrtc.request_handler import (
 from pipecat.transports.smallwebrtc.transport import SmallWebRTCTransport
 from pipecat.workers.runner import WorkerRunner
 
-from bots.config import load_avatar
+from bots.config import BUILTIN_AVATARS
 from bots.models import WHISPER_TINY_EN_CT2, piper_voice
 
 AVATAR = "lumina"
@@ -48,7 +48,7 @@ VOICE = "en_US-joe-medium"
 
 def build_worker(connection: SmallWebRTCConnection, llm_url: str) -> PipelineWorker:
     """One session's pipeline, as Pipecat's getting-started voice agent builds it."""
-    avatar = load_avatar(AVATAR)
+    avatar = BUILTIN_AVATARS.load(AVATAR)
     transport = SmallWebRTCTransport(
         webrtc_connection=connection,
         params=TransportParams(audio_in_enabled=True, audio_out_enabled=True),

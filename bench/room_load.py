@@ -40,7 +40,7 @@ from bench.latency_report import pct
 from bench.latency_turns import VOICED_RMS, Clip, run_turn, wer
 from bench.servers import ROOT, RssSampler, Server, free_port, llm_server
 from bench.utterances import UTTERANCES, synthesize
-from bench.webrtc_client import BotCall, call_bot, sign_up
+from testkit.webrtc_client import BotCall, call_bot, sign_up
 from web.loop_lag import LoopLagMonitor
 
 OUT = Path(__file__).parent / "results"

@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -18,19 +17,16 @@ from pathlib import Path
 
 import httpx
 
+from testkit.net import free_port
+
+__all__ = ["ROOT", "RssSampler", "Server", "ServerError", "free_port", "llm_server"]
+
 ROOT = Path(__file__).resolve().parents[1]
 LOGS = Path(__file__).parent / "results" / "logs"
 
 
 class ServerError(RuntimeError):
     """A server failed to start; the message ends with the tail of its log."""
-
-
-def free_port() -> int:
-    """A TCP port nobody listens on right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Server:

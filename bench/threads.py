@@ -21,12 +21,12 @@ from pathlib import Path
 
 import httpx
 import numpy as np
+from piper import PiperVoice
 
-from bots.config import load_avatar
+from bots.config import BUILTIN_AVATARS
 from bots.llm_server import MODEL_ALIAS, server_command
 from bots.models import piper_voice, smollm2_gguf
-from processors.piper_tts import shared_voice
-from tests.conftest import free_port, wait_http
+from testkit.net import free_port, wait_http
 
 OUT = Path(__file__).parent / "results"
 
@@ -53,8 +53,8 @@ def measure(gen_threads: int, runs: int) -> dict:
     cmd[cmd.index("--n_threads") + 1] = str(gen_threads)
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}/v1"
-    voice = shared_voice(piper_voice("en_US-joe-medium"))
-    system = {"role": "system", "content": load_avatar("lumina").system_prompt()}
+    voice = PiperVoice.load(piper_voice("en_US-joe-medium"))
+    system = {"role": "system", "content": BUILTIN_AVATARS.load("lumina").system_prompt()}
     try:
         wait_http(f"{url}/models", 120, proc)
         stream(url, [system, {"role": "user", "content": "Hi"}], {})  # warm

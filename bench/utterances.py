@@ -6,6 +6,8 @@ from collections.abc import Callable
 
 import numpy as np
 
+from testkit.speech import espeak_say, piper_say, trim_silence
+
 UTTERANCES: list[tuple[str, str, dict]] = [
     ("What is the capital city of France?", "piper", {}),
     ("Please tell me a long story about a dragon who lives in the mountains.", "piper", {}),
@@ -25,25 +27,5 @@ UTTERANCES: list[tuple[str, str, dict]] = [
 
 def synthesize(text: str, engine: str, opts: dict) -> np.ndarray:
     """int16 mono 16 kHz speech for one utterance, without leading or trailing silence."""
-    from tests.speech import espeak_say, piper_say
-
     say: Callable[..., np.ndarray] = piper_say if engine == "piper" else espeak_say
     return trim_silence(say(text, **opts))
-
-
-def trim_silence(pcm: np.ndarray, threshold: float = 300, frame: int = 320) -> np.ndarray:
-    """Cut the silence synthesizers put around speech (100-420 ms at the end).
-
-    The benchmark times from the last sample it plays: with trailing silence left in, a bot
-    would get credit for silence that the user never "spoke". Speech is the span of 20 ms
-    frames louder than ``threshold`` (int16 RMS, -40 dBFS), plus one frame either side.
-    """
-    n = len(pcm) // frame
-    if n == 0:
-        return pcm
-    rms = np.sqrt(np.mean(pcm[: n * frame].astype(np.float64).reshape(n, frame) ** 2, axis=1))
-    loud = np.nonzero(rms > threshold)[0]
-    if not len(loud):
-        return pcm
-    first, last = max(0, int(loud[0]) - 1), min(n, int(loud[-1]) + 2)
-    return pcm[first * frame : last * frame]

@@ -12,19 +12,22 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import getpass
 import sys
 
-from bots.config import AvatarConfigError, list_avatars, load_avatar
+from bots.config import AvatarConfigError
 from bots.llm_backend import LLMUnavailableError
 from bots.models import ModelMissingError
-from bots.settings import SettingsError
+from bots.patches import PatchVersionError
+from bots.runtime import Runtime
+from bots.settings import SettingsError, load_settings
 
 
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
+def parse_args(argv: list[str] | None, avatar_ids: list[str]) -> argparse.Namespace:
     """Command-line options."""
     parser = argparse.ArgumentParser(prog="python -m bots", description=__doc__)
-    parser.add_argument("avatar", help=f"avatar id ({', '.join(list_avatars())})")
+    parser.add_argument("avatar", help=f"avatar id ({', '.join(avatar_ids)})")
     parser.add_argument("--transport", choices=["webrtc", "local", "daily"], default="webrtc")
     parser.add_argument("--host", default="127.0.0.1", help="bind address (default: this machine)")
     parser.add_argument("--port", type=int, default=7860)
@@ -35,8 +38,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def serve_page(args: argparse.Namespace) -> None:
-    """Serve the avatar's page (SmallWebRTC and WebSocket) until interrupted."""
+def serve_page(args: argparse.Namespace, runtime: Runtime) -> None:
+    """Serve the avatar's page (SmallWebRTC and WebSocket) until interrupted.
+
+    The one place ``bots`` reaches up into ``web``: this launch command serves the same page
+    as the room (see the import-linter contracts in pyproject.toml).
+    """
     import uvicorn
 
     from web.app import create_app
@@ -46,46 +53,56 @@ def serve_page(args: argparse.Namespace) -> None:
             f"--host {args.host}: one avatar's page stays on this machine. To open avatars to "
             "your network, run the room: `python -m web --lan` (passcode, logins, HTTPS)."
         )
-    app = create_app([args.avatar], greet=not args.no_greeting)
+    app = create_app(runtime, [args.avatar], greet=not args.no_greeting)
     print(f"\n  {args.avatar} is at http://{args.host}:{args.port}/\n", flush=True)
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
 
 
-async def run_single(args: argparse.Namespace) -> None:
+async def run_single(args: argparse.Namespace, runtime: Runtime) -> None:
     """Run one session on a local or Daily transport until it ends."""
+    from bots.sessions import SessionManager
     from bots.warmup import warm_llm, warm_up_models
-    from web.sessions import SessionManager
 
-    avatar = load_avatar(args.avatar)
+    avatar = runtime.avatars.load(args.avatar)
     if args.transport == "local":
         from transports.local import local_audio_transport
 
-        transport = local_audio_transport()
+        transport = local_audio_transport
     else:
-        from transports.daily import daily_transport
+        from transports.daily import check_room_url, daily_transport
 
-        transport = daily_transport(args.room_url or "", args.token, avatar.name)
-    await asyncio.to_thread(warm_up_models, [avatar])
-    await asyncio.to_thread(warm_llm, [avatar])
-    manager = SessionManager(greet=not args.no_greeting)
+        check_room_url(args.room_url or "")  # before anything is loaded
+        transport = functools.partial(daily_transport, args.room_url or "", args.token, avatar.name)
+    await asyncio.to_thread(warm_up_models, runtime, [avatar])
+    await warm_llm(runtime, [avatar])
+    manager = SessionManager(runtime, greet=not args.no_greeting)
     config, backend = await manager.prepare(args.avatar)
     user = args.user or f"os-{getpass.getuser()}"
     running = await manager.start(config, backend, transport, user_id=user, username=user)
-    if args.transport == "local":
+    if args.transport == "local" and not args.no_greeting:
         await running.session.greet()  # no client "connects" to a sound card
     await running.task
+    await runtime.close()
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point; turns known failures into one readable line and a non-zero exit."""
-    args = parse_args(argv)
     try:
-        load_avatar(args.avatar)
+        settings = load_settings()
+        runtime = Runtime.start(settings)
+        args = parse_args(argv, runtime.avatars.ids())
+        runtime.avatars.load(args.avatar)
         if args.transport == "webrtc":
-            serve_page(args)
+            serve_page(args, runtime)
         else:
-            asyncio.run(run_single(args))
-    except (AvatarConfigError, LLMUnavailableError, ModelMissingError, SettingsError) as e:
+            asyncio.run(run_single(args, runtime))
+    except (
+        AvatarConfigError,
+        LLMUnavailableError,
+        ModelMissingError,
+        PatchVersionError,
+        SettingsError,
+    ) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     except ValueError as e:  # e.g. a malformed Daily room URL

@@ -1,7 +1,7 @@
 """Writing avatar files: what the browser's avatar editor saves is an ordinary avatar TOML.
 
-The files land in :func:`bots.config.user_avatars_dir`, which :func:`bots.config.load_avatar`
-searches before the built-ins, so ``python -m bots <id>`` launches an avatar made in the
+The files land in the catalog's user folder (:class:`bots.config.AvatarCatalog`), which is
+searched before the built-ins, so ``python -m bots <id>`` launches an avatar made in the
 browser exactly like a hand-written one.
 
 Files are written with ``tomlkit`` rather than a plain TOML writer because people also edit
@@ -22,13 +22,12 @@ from typing import Any
 import tomlkit
 
 from bots.config import (
+    AvatarCatalog,
     AvatarConfig,
     AvatarConfigError,
     LLMConfig,
     TurnTakingConfig,
     VoiceConfig,
-    avatar_path,
-    user_avatars_dir,
     validate_avatar,
 )
 
@@ -80,8 +79,14 @@ def _item(value: Any) -> Any:
     return value
 
 
-def save_avatar(avatar: AvatarConfig) -> Path:
-    """Write ``avatar`` to the user avatars folder and return the file.
+def _user_dir(catalog: AvatarCatalog) -> Path:
+    if catalog.user_dir is None:
+        raise AvatarConfigError("this server has no folder for people's own avatars")
+    return catalog.user_dir
+
+
+def save_avatar(catalog: AvatarCatalog, avatar: AvatarConfig) -> Path:
+    """Write ``avatar`` to the catalog's user avatars folder and return the file.
 
     An avatar already in that folder is edited in place (keeping its comments); a built-in
     of the same id is shadowed, never changed.
@@ -89,7 +94,7 @@ def save_avatar(avatar: AvatarConfig) -> Path:
     Raises:
         AvatarConfigError: if the written file does not read back as ``avatar``.
     """
-    folder = user_avatars_dir()
+    folder = _user_dir(catalog)
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{avatar.id}.toml"
     previous = path.read_text(encoding="utf-8") if path.exists() else ""
@@ -109,10 +114,10 @@ def save_avatar(avatar: AvatarConfig) -> Path:
     return path
 
 
-def delete_avatar_file(avatar_id: str) -> bool:
+def delete_avatar_file(catalog: AvatarCatalog, avatar_id: str) -> bool:
     """Delete a user avatar's file; whether there was one. Built-ins are never deleted."""
-    path = user_avatars_dir() / f"{avatar_id}.toml"
-    if avatar_path(avatar_id) != path:
+    path = _user_dir(catalog) / f"{avatar_id}.toml"
+    if catalog.path(avatar_id) != path:
         return False
     path.unlink()
     return True

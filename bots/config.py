@@ -1,8 +1,8 @@
 """Avatar definitions: one TOML file per avatar, validated by a typed model.
 
 An avatar is everything that makes a character distinct (persona, greeting, voice, LLM
-sampling, how it takes turns) and nothing that is code. ``load_avatar("lumina")`` reads
-``<user avatars dir>/lumina.toml`` if there is one (``$AVATARS_DIR``, default
+sampling, how it takes turns) and nothing that is code. ``AvatarCatalog(user_dir).load("lumina")``
+reads ``<user_dir>/lumina.toml`` if there is one (``$AVATARS_DIR``, default
 ``<data dir>/avatars``, where the browser's avatar editor saves), else the built-in
 ``bots/avatars/lumina.toml``, and raises :class:`AvatarConfigError` with one line per bad
 field, naming the field and the file.
@@ -10,9 +10,9 @@ field, naming the field and the file.
 
 from __future__ import annotations
 
-import os
 import re
 import tomllib
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
 
@@ -45,7 +45,7 @@ class VoiceConfig(_Strict):
     """How the avatar sounds (Piper)."""
 
     piper_voice: str = Field(
-        "en_US-joe-medium",
+        default="en_US-joe-medium",
         description="Packaged voice name or path to a .onnx Piper voice.",
     )
     speed: Annotated[float, Field(ge=0.5, le=2.0)] = 1.0
@@ -54,6 +54,16 @@ class VoiceConfig(_Strict):
     """Piper noise_scale: higher is livelier, lower is flatter."""
     rhythm_variation: Annotated[float, Field(ge=0.0, le=1.5)] = 0.8
     """Piper noise_w: variation in phoneme durations."""
+
+    def synthesis_config(self):  # -> piper.SynthesisConfig (piper is imported only when used)
+        """These settings as Piper's knobs."""
+        from piper import SynthesisConfig
+
+        return SynthesisConfig(
+            length_scale=1.0 / self.speed,
+            noise_scale=self.expressiveness,
+            noise_w_scale=self.rhythm_variation,
+        )
 
 
 class LLMConfig(_Strict):
@@ -89,6 +99,10 @@ class TurnTakingConfig(_Strict):
     default is 3 s; smart-turn v3 calls some complete sentences incomplete (one of the ten
     benchmark utterances, every time), so this is paid in full there. 0.8 s still lets a
     person pause mid-thought."""
+    turn_stop_timeout_secs: Annotated[float, Field(ge=0.5, le=30.0)] = 5.0
+    """Longest a turn stays open when nothing decides it is over, e.g. a noise with no words
+    in it (Pipecat's ``user_turn_stop_timeout``). After a wordless noise cut the avatar off,
+    this is how long it is silent before it picks up where it was."""
     barge_in: bool = True
     """Whether the person can interrupt the avatar by speaking."""
     barge_in_grace_ms: Annotated[int, Field(ge=0, le=3000)] = 300
@@ -150,19 +164,6 @@ class AvatarConfig(_Strict):
         return f"You are {self.name}. {self.persona.strip()}\n\nHow you speak:\n{bullet_rules}"
 
 
-def user_avatars_dir() -> Path:
-    """Where avatars made or changed by people live: ``$AVATARS_DIR``, else ``<data>/avatars``."""
-    from bots.settings import get_settings
-
-    extra = os.environ.get("AVATARS_DIR")
-    return Path(extra) if extra else get_settings().data_dir / "avatars"
-
-
-def avatars_dirs() -> list[Path]:
-    """Folders searched for avatar files: the user avatars folder first, then built-ins."""
-    return [user_avatars_dir(), BUILTIN_AVATARS_DIR]
-
-
 def field_errors(err: ValidationError) -> list[tuple[str, str]]:
     """Pydantic's errors as (dotted field, message) pairs, worded for people."""
     out = []
@@ -205,26 +206,48 @@ def parse_avatar(path: Path) -> AvatarConfig:
     return validate_avatar(data, str(path))
 
 
-def list_avatars() -> list[str]:
-    """Ids of every avatar file found, sorted."""
-    return sorted({p.stem for d in avatars_dirs() if d.is_dir() for p in d.glob("*.toml")})
+@dataclass(frozen=True)
+class AvatarCatalog:
+    """The avatar files a process can load: people's own folder first, then the built-ins.
+
+    Args:
+        user_dir: where avatars made or changed by people live (the editor saves there);
+            None: only the built-in avatars.
+    """
+
+    user_dir: Path | None = None
+
+    @property
+    def dirs(self) -> list[Path]:
+        """Folders searched, in order: a file in the user folder wins over a built-in."""
+        return [d for d in (self.user_dir, BUILTIN_AVATARS_DIR) if d is not None]
+
+    def ids(self) -> list[str]:
+        """Ids of every avatar file found, sorted."""
+        return sorted({p.stem for d in self.dirs if d.is_dir() for p in d.glob("*.toml")})
+
+    def path(self, avatar_id: str) -> Path | None:
+        """The file that defines ``avatar_id`` (the user folder wins over built-ins), if any."""
+        if not _ID_RE.match(avatar_id):
+            return None  # never turn a request's text into a path outside the avatar folders
+        for d in self.dirs:
+            path = d / f"{avatar_id}.toml"
+            if path.exists():
+                return path
+        return None
+
+    def load(self, avatar_id: str) -> AvatarConfig:
+        """Find ``<avatar_id>.toml`` and validate it.
+
+        Raises:
+            AvatarConfigError: no such avatar, or its file is invalid (naming the field).
+        """
+        path = self.path(avatar_id)
+        if path is not None:
+            return parse_avatar(path)
+        known = ", ".join(self.ids()) or "none"
+        raise AvatarConfigError(f"no avatar called {avatar_id!r} (available: {known})")
 
 
-def avatar_path(avatar_id: str) -> Path | None:
-    """The file that defines ``avatar_id`` (the user folder wins over built-ins), if any."""
-    if not _ID_RE.match(avatar_id):
-        return None  # never turn a request's text into a path outside the avatar folders
-    for d in avatars_dirs():
-        path = d / f"{avatar_id}.toml"
-        if path.exists():
-            return path
-    return None
-
-
-def load_avatar(avatar_id: str) -> AvatarConfig:
-    """Find ``<avatar_id>.toml`` and validate it."""
-    path = avatar_path(avatar_id)
-    if path is not None:
-        return parse_avatar(path)
-    known = ", ".join(list_avatars()) or "none"
-    raise AvatarConfigError(f"no avatar called {avatar_id!r} (available: {known})")
+BUILTIN_AVATARS = AvatarCatalog()
+"""The avatars that ship with the product (tests and benchmarks use these)."""

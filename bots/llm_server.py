@@ -22,7 +22,7 @@ import os
 import sys
 
 from bots.models import ModelMissingError, smollm2_gguf
-from bots.settings import get_settings
+from bots.settings import load_settings
 from bots.supervisor import Supervisor
 
 MODEL_ALIAS = "local"
@@ -48,7 +48,7 @@ def server_command(model: str, host: str, port: int, threads: int, n_ctx: int) -
 
 def main(argv: list[str] | None = None) -> int:
     """Parse arguments and supervise the server until interrupted."""
-    settings = get_settings()
+    settings = load_settings()
     parser = argparse.ArgumentParser(prog="python -m bots.llm_server", description=__doc__)
     parser.add_argument("--model", help="GGUF file (default: the bundled SmolLM2-135M)")
     parser.add_argument("--host", default=settings.llm_host)

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import metadata
@@ -65,14 +64,6 @@ PIPER_VOICES: dict[str, PackagedModel] = {
 _CONVERTIBLE_WHISPER = {"tiny.en": WHISPER_TINY_EN_CT2}
 
 
-def cache_dir() -> Path:
-    """Directory for prepared models (``AVATARS_CACHE_DIR``, default ~/.cache/local-avatars)."""
-    root = os.environ.get("AVATARS_CACHE_DIR") or Path.home() / ".cache" / "local-avatars"
-    path = Path(root)
-    path.mkdir(parents=True, exist_ok=True)
-    return path
-
-
 def smollm2_gguf() -> Path:
     """Path to the bundled SmolLM2-135M-Instruct GGUF (the embedded LLM server's default)."""
     return SMOLLM2_GGUF.locate()
@@ -83,46 +74,39 @@ def minilm_dir() -> Path:
     return MINILM_L6_V2.locate()
 
 
-def voices_dir() -> Path:
-    """Where extra Piper voices go: ``<data dir>/voices``.
+def piper_voice_names(voices_dir: Path | None = None) -> list[str]:
+    """Every voice an avatar can name: the packaged ones, then those in ``voices_dir``.
 
-    Drop a ``.onnx`` + ``.onnx.json`` pair there and every avatar (and the browser editor)
-    can use it by its name.
+    ``voices_dir`` (``Settings.voices_dir``, ``<data dir>/voices``) is where people drop extra
+    voices: a ``.onnx`` + ``.onnx.json`` pair there can be used by every avatar by its name.
     """
-    from bots.settings import get_settings
-
-    return get_settings().data_dir / "voices"
-
-
-def piper_voice_names() -> list[str]:
-    """Every voice an avatar can name: the packaged ones, then those in :func:`voices_dir`."""
-    extra = voices_dir()
     found = sorted(
         p.name.removesuffix(".onnx")
-        for p in (extra.glob("*.onnx") if extra.is_dir() else [])
+        for p in (voices_dir.glob("*.onnx") if voices_dir and voices_dir.is_dir() else [])
         if p.with_suffix(".onnx.json").exists()
     )
     return [*PIPER_VOICES, *(v for v in found if v not in PIPER_VOICES)]
 
 
-def piper_voice(voice: str) -> Path:
+def piper_voice(voice: str, voices_dir: Path | None = None) -> Path:
     """Resolve a Piper voice to its ``.onnx`` file.
 
     Args:
         voice: a packaged voice name (``en_US-joe-medium``), the name of a voice in
-            :func:`voices_dir`, or a path to an ``.onnx`` file whose ``.onnx.json`` config
+            ``voices_dir``, or a path to an ``.onnx`` file whose ``.onnx.json`` config
             lies beside it.
+        voices_dir: where extra voices live (see :func:`piper_voice_names`).
     """
     if voice in PIPER_VOICES:
         return PIPER_VOICES[voice].locate()
-    if "/" not in voice and voice in piper_voice_names():
-        return voices_dir() / f"{voice}.onnx"
+    if voices_dir and "/" not in voice and voice in piper_voice_names(voices_dir):
+        return voices_dir / f"{voice}.onnx"
     path = Path(voice).expanduser()
     if path.suffix == ".onnx" and path.exists():
         if not path.with_suffix(".onnx.json").exists():
             raise ModelMissingError(f"Piper voice {path} has no config {path}.json beside it")
         return path
-    known = ", ".join(piper_voice_names())
+    known = ", ".join(piper_voice_names(voices_dir))
     raise ModelMissingError(
         f"unknown Piper voice {voice!r}: use one of {known} or a path to a .onnx voice file"
     )
@@ -136,7 +120,7 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def whisper_ggml(model: str = "tiny.en") -> str:
+def whisper_ggml(model: str, cache_dir: Path) -> str:
     """Return a whisper.cpp model for pywhispercpp: a ggml file path, or a model name.
 
     ``tiny.en`` is converted from the packaged CTranslate2 model into the cache on first use.
@@ -153,11 +137,11 @@ def whisper_ggml(model: str = "tiny.en") -> str:
     from bots.whisper_ggml import convert_ct2_to_ggml
 
     src_dir = source.locate()
-    out = cache_dir() / f"ggml-{model}.bin"
+    out = cache_dir / f"ggml-{model}.bin"
     return str(_prepared(out, src_dir / "model.bin", lambda tmp: convert_ct2_to_ggml(src_dir, tmp)))
 
 
-def minilm_onnx() -> Path:
+def minilm_onnx(cache_dir: Path) -> Path:
     """The packaged MiniLM exported to ONNX (pooling and normalization included), cached.
 
     Exported from :func:`minilm_dir` on first use (~3 s, needs torch); see
@@ -166,7 +150,7 @@ def minilm_onnx() -> Path:
     from memory.onnx_export import EXPORT_FORMAT, export_minilm
 
     src_dir = minilm_dir()
-    out = cache_dir() / f"all-MiniLM-L6-v2.v{EXPORT_FORMAT}.onnx"
+    out = cache_dir / f"all-MiniLM-L6-v2.v{EXPORT_FORMAT}.onnx"
     return _prepared(out, src_dir / "model.safetensors", lambda tmp: export_minilm(src_dir, tmp))
 
 
@@ -176,6 +160,7 @@ def _prepared(out: Path, source: Path, build: Callable[[Path], None]) -> Path:
     A JSON stamp beside ``out`` records the checksums of ``source`` and of ``out``, so a
     truncated or stale file is detected and rebuilt, and a good one is reused.
     """
+    out.parent.mkdir(parents=True, exist_ok=True)
     stamp = out.with_suffix(".json")
     src_sig = _sha256(source)
     if out.exists() and stamp.exists():
@@ -191,14 +176,16 @@ def _prepared(out: Path, source: Path, build: Callable[[Path], None]) -> Path:
     return out
 
 
-def prepare_all() -> None:
+def prepare_all(cache_dir: Path) -> None:
     """Resolve and prepare every default model (``make models``); print where each lives."""
     print(f"LLM    {smollm2_gguf()}")
-    print(f"STT    {whisper_ggml('tiny.en')}")
+    print(f"STT    {whisper_ggml('tiny.en', cache_dir)}")
     for name in PIPER_VOICES:
         print(f"TTS    {piper_voice(name)}")
-    print(f"embed  {minilm_onnx()}")
+    print(f"embed  {minilm_onnx(cache_dir)}")
 
 
 if __name__ == "__main__":
-    prepare_all()
+    from bots.settings import load_settings
+
+    prepare_all(load_settings().cache_dir)

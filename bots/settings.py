@@ -3,11 +3,13 @@
 Everything an avatar file does not decide: where the servers are, which STT model, where data
 lives. Every variable is prefixed ``AVATARS_`` except ``OLLAMA_HOST``, which keeps the name
 Ollama itself uses.
+
+Settings are read once per process, by whoever builds the process's ``Runtime``
+(``bots.runtime``), and passed down from there: nothing reads the environment behind its back.
 """
 
 from __future__ import annotations
 
-from functools import cache
 from pathlib import Path
 
 from pydantic import AliasChoices, Field, ValidationError
@@ -20,36 +22,41 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="AVATARS_", extra="ignore")
 
     ollama_host: str = Field(
-        "http://127.0.0.1:11434",
+        default="http://127.0.0.1:11434",
         validation_alias=AliasChoices("OLLAMA_HOST", "AVATARS_OLLAMA_HOST"),
     )
     llm_host: str = "127.0.0.1"
-    llm_port: int = Field(8089, ge=1, le=65535)
+    llm_port: int = Field(default=8089, ge=1, le=65535)
     """Port of the embedded llama.cpp server (``python -m bots.llm_server``)."""
-    llm_backend: str = Field("auto", pattern="^(auto|ollama|embedded)$")
+    llm_backend: str = Field(default="auto", pattern="^(auto|ollama|embedded)$")
     """``auto`` prefers a running Ollama, else the embedded server."""
-    llm_threads: int = Field(2, ge=1, le=64)
-    llm_ctx: int = Field(4096, ge=512, le=131072)
-    llm_nice: int = Field(10, ge=0, le=19)
+    llm_threads: int = Field(default=2, ge=1, le=64)
+    llm_ctx: int = Field(default=4096, ge=512, le=131072)
+    llm_nice: int = Field(default=10, ge=0, le=19)
     """CPU priority penalty of the embedded LLM server (Unix ``nice``). Tokens come ~20x
     faster than speech, but on 2 cores the generation competes with Piper synthesizing the
     first words: at equal priority a 4-word chunk took 250 ms instead of 100 (p50); at nice 10
     it took 115 ms, with no loss of tokens/s (bench notes in README)."""
     whisper_model: str = "tiny.en"
     """``tiny.en`` is converted from a PyPI package; other names need internet."""
-    stt_threads: int = Field(2, ge=1, le=64)
-    stt_interim_secs: float = Field(0.0, ge=0.0, le=5.0)
+    stt_threads: int = Field(default=2, ge=1, le=64)
+    stt_interim_secs: float = Field(default=0.0, ge=0.0, le=5.0)
     """Interim transcripts every N s while the user speaks; 0 = off. Off by default: on 2
     cores they delay the final transcript (+80 ms p50, +370 ms p95; bench/interim_effect)."""
     data_dir: Path = Path.home() / ".local" / "share" / "local-avatars"
+    avatars_dir: Path | None = Field(default=None, validation_alias=AliasChoices("AVATARS_DIR"))
+    """Where avatars made or changed by people live (``AVATARS_DIR``); empty:
+    ``<data_dir>/avatars``."""
+    cache_dir: Path = Path.home() / ".cache" / "local-avatars"
+    """Prepared models (converted Whisper, exported MiniLM), checksummed."""
     memory: bool = True
     """Long-term memory (stored conversations, memory cards, retrieval). Off: nothing is kept."""
     memory_uri: str = ""
     """Where the memory database lives: a directory or a LanceDB URI (``s3://bucket/path``).
     Empty: ``<data_dir>/memory``."""
-    memory_timeout_ms: int = Field(150, ge=10, le=5000)
+    memory_timeout_ms: int = Field(default=150, ge=10, le=5000)
     """Longest a turn waits for its memories before going on without them."""
-    memory_restore_tokens: int = Field(400, ge=0, le=8000)
+    memory_restore_tokens: int = Field(default=400, ge=0, le=8000)
     """How much of the last conversation with an avatar comes back on reconnecting
     (estimated as 4 characters a token). The small default LLM has a 4k context and evaluates
     ~150-300 prompt tokens/s on 2 cores, so every restored token is paid once at the first
@@ -57,14 +64,24 @@ class Settings(BaseSettings):
     memory_distill: bool = True
     """Ask the LLM for facts worth remembering when a session ends (patterns always run)."""
 
-    login_hours: float = Field(168.0, gt=0, le=24 * 365)
+    login_hours: float = Field(default=168.0, gt=0, le=24 * 365)
     """How long a room sign-in lasts (default a week). A call whose sign-in expires finishes
     its current turn, then ends with a message."""
-    login_check_secs: float = Field(5.0, gt=0, le=3600)
+    login_check_secs: float = Field(default=5.0, gt=0, le=3600)
     """How often live calls are checked for an expired sign-in."""
     room_passcode: str = ""
     """Passcode asked for at sign-up when the room is opened to the LAN (``python -m web
     --lan``); when empty there, one is generated and printed at start-up."""
+
+    @property
+    def user_avatars_dir(self) -> Path:
+        """Where the avatar editor saves, searched before the built-in avatars."""
+        return self.avatars_dir or self.data_dir / "avatars"
+
+    @property
+    def voices_dir(self) -> Path:
+        """Extra Piper voices (``.onnx`` + ``.onnx.json``) every avatar can use."""
+        return self.data_dir / "voices"
 
     @property
     def memory_location(self) -> str:
@@ -81,14 +98,18 @@ class SettingsError(ValueError):
     """An environment variable has a bad value; the message names it."""
 
 
-@cache
-def get_settings() -> Settings:
-    """Load settings once; bad values raise SettingsError naming the variable."""
+def load_settings() -> Settings:
+    """Read the settings from the environment.
+
+    Raises:
+        SettingsError: naming each bad variable.
+    """
     try:
         return Settings()
     except ValidationError as e:
         lines = ["invalid settings:"]
         for err in e.errors():
-            name = "AVATARS_" + "_".join(str(p) for p in err["loc"]).upper()
+            field = "_".join(str(p) for p in err["loc"])
+            name = field if field.isupper() else f"AVATARS_{field.upper()}"  # aliases as is
             lines.append(f"  {name}: {err['msg']}")
         raise SettingsError("\n".join(lines)) from None

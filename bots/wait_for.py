@@ -11,14 +11,13 @@ it had not heard yet grew ~0.7 s per second (``bench/room_load.py``, ``audio_in_
 Python 3.12 fixed ``wait_for`` by building it on ``asyncio.timeout`` (cpython#98518): no
 task, the awaitable runs in the caller's. ``asyncio.timeout`` is in 3.11 already, including
 3.12's fix for a cancellation arriving during a timeout (``uncancel() <= cancelling``,
-3.11.3+), so this module installs 3.12's function, verbatim, in its place: the ``wait_for``
-Pipecat itself uses on 3.12 and later.
+3.11.3+), so on 3.11 ``bots.patches`` installs 3.12's function, verbatim, in its place: the
+``wait_for`` Pipecat itself uses on 3.12 and later, where nothing is replaced.
 """
 
 from __future__ import annotations
 
 import asyncio
-import sys
 from collections.abc import Awaitable
 from typing import TypeVar
 
@@ -62,15 +61,3 @@ async def wait_for(fut: Awaitable[T], timeout: float | None) -> T:
 
     async with asyncio.timeout(timeout):
         return await fut
-
-
-def install() -> None:
-    """Make ``asyncio.wait_for`` this function on Python 3.11 (Pipecat must be imported first).
-
-    Python 3.11.0-3.11.2's ``asyncio.timeout`` lacks the fix this relies on; there Pipecat's
-    ``wait_for2`` stays.
-    """
-    import pipecat  # noqa: F401  (its import installs wait_for2, which this replaces)
-
-    if (3, 11, 3) <= sys.version_info < (3, 12):
-        asyncio.wait_for = wait_for  # type: ignore[assignment]

@@ -6,47 +6,46 @@ paying it at start-up keeps it out of the first turn's latency.
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import httpx
 from loguru import logger
+from pipecat.audio.turn.smart_turn.base_smart_turn import SmartTurnParams
 
 from bots.config import AvatarConfig
-from bots.llm_backend import LLMUnavailableError, resolve_backend
-from bots.models import piper_voice, whisper_ggml
-from bots.settings import get_settings
-from processors.piper_tts import shared_voice, synthesis_config
-from processors.whisper_stt import shared_whisper
+from bots.llm_backend import LLMUnavailableError
+from bots.runtime import Runtime
 
 
-def warm_up_models(avatars: list[AvatarConfig]) -> None:
-    """Prepare (convert if needed), load and run each model the avatars use."""
+def warm_up_models(runtime: Runtime, avatars: list[AvatarConfig]) -> None:
+    """Prepare (convert if needed), load and run each model the avatars use (blocking)."""
     started = time.perf_counter()
-    settings = get_settings()
-    shared_whisper(whisper_ggml(settings.whisper_model), settings.stt_threads)  # warms on load
-    if settings.memory:
-        from memory.session import open_store
-
-        store = open_store(settings.memory_location)
+    runtime.models.transcriber()  # warms on load
+    runtime.models.vad_model()
+    runtime.models.turn_analyzer(SmartTurnParams())
+    if store := runtime.memory:
         store.embed("warm up")  # loads MiniLM once
         try:
             store.optimize()  # indexes once the tables are big (bench/memory_retrieval.py)
         except Exception as e:  # an index is an optimization: never refuse to start over it
             logger.warning(f"memory: could not index the store ({e}); searches stay exact")
     for avatar in avatars:
-        voice = shared_voice(piper_voice(avatar.voice.piper_voice))
-        for _ in voice.synthesize("Hello.", syn_config=synthesis_config(avatar.voice)):
+        voice = runtime.models.voice(avatar.voice.piper_voice)
+        for _ in voice.synthesize("Hello.", syn_config=avatar.voice.synthesis_config()):
             pass
     logger.info(f"models warm in {time.perf_counter() - started:.1f}s")
 
 
-def warm_llm(avatars: list[AvatarConfig], wait_secs: float = 0.0) -> None:
+async def warm_llm(runtime: Runtime, avatars: list[AvatarConfig], wait_secs: float = 0.0) -> None:
     """Ask the LLM for one token with each avatar's system prompt (best effort).
 
     The first request to a fresh llama.cpp server pays for paging the model in and for
     evaluating the system prompt; the prompt cache then starts the first real turn warm.
+    Cancelling it (a server shutting down while the LLM is still starting) stops it at once.
 
     Args:
+        runtime: the process's runtime (its LLM servers).
         avatars: whose system prompts to send.
         wait_secs: how long to wait for an LLM server that is still starting (``make run``
             starts the room and the LLM server side by side).
@@ -56,25 +55,20 @@ def warm_llm(avatars: list[AvatarConfig], wait_secs: float = 0.0) -> None:
         try:
             while True:
                 try:
-                    backend = resolve_backend(avatar.llm.ollama_model)
+                    # Probing is blocking HTTP with 1 s timeouts: a thread, one probe at a time.
+                    resolve = runtime.llm.resolve
+                    backend = await asyncio.to_thread(resolve, avatar.llm.ollama_model)
                     break
                 except LLMUnavailableError:
                     if time.monotonic() > deadline:
                         raise
-                    time.sleep(1.0)
-            httpx.post(
-                f"{backend.base_url}/chat/completions",
-                json={
-                    "model": backend.model,
-                    "messages": [
-                        {"role": "system", "content": avatar.system_prompt()},
-                        {"role": "user", "content": "Hi"},
-                    ],
-                    "max_tokens": 1,
-                },
-                timeout=60,
-            )
-        except (LLMUnavailableError, httpx.HTTPError) as e:
+                    await asyncio.sleep(1.0)
+            messages = [
+                {"role": "system", "content": avatar.system_prompt()},
+                {"role": "user", "content": "Hi"},
+            ]
+            await prefill(backend.base_url, backend.model, messages)
+        except LLMUnavailableError as e:
             logger.info(f"LLM not warmed for {avatar.id}: {e}")
 
 

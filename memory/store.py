@@ -24,12 +24,13 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import numpy as np
 import pyarrow as pa
+from lancedb.query import LanceVectorQueryBuilder
 
-from memory.embedder import DIMENSIONS, Embedder, shared_embedder
+from memory.embedder import DIMENSIONS, Embedder
 
 SCHEMA_VERSION = 2
 Scope = Literal["user", "avatar"]
@@ -234,6 +235,11 @@ def _new_card(
     }
 
 
+def _nearest(table: Any, vector: np.ndarray) -> LanceVectorQueryBuilder:
+    """A vector search on ``table`` by inner product (unit vectors: cosine similarity)."""
+    return cast(LanceVectorQueryBuilder, table.search(vector)).distance_type("dot")
+
+
 def chunk_text(turns: list[Turn], avatar_name: str = "Assistant") -> str:
     """How a chunk reads (and is embedded): one ``Speaker: words`` line per turn."""
     return "\n".join(
@@ -250,15 +256,15 @@ class MemoryStore:
 
     Args:
         uri: a directory (created if missing) or a LanceDB URI.
-        embedder: sentence embedder (default: the process-wide MiniLM).
+        embedder: the sentence embedder (the process's MiniLM, from the ``Runtime``).
     """
 
-    def __init__(self, uri: str, embedder: Embedder | None = None):
+    def __init__(self, uri: str, embedder: Embedder):
         import lancedb
 
         self.uri = uri
         self._db = lancedb.connect(uri)
-        self._embedder = embedder or shared_embedder()
+        self._embedder = embedder
         self._write_lock = threading.Lock()
         self._versions: dict[str, int] = {}
         existing = set(self._db.list_tables().tables)
@@ -409,8 +415,7 @@ class MemoryStore:
                 old = rows[0] if rows else None
             else:
                 rows = (
-                    self.cards.search(vector)
-                    .metric("dot")
+                    _nearest(self.cards, vector)
                     .refine_factor(REFINE_FACTOR)
                     .where(same_slot, prefilter=True)
                     .limit(1)
@@ -453,8 +458,7 @@ class MemoryStore:
         """The ``k`` cards most similar to ``query`` that this avatar may see of this user."""
         vector = self.embed(query) if isinstance(query, str) else query
         rows = (
-            self.cards.search(vector)
-            .metric("dot")
+            _nearest(self.cards, vector)
             .refine_factor(REFINE_FACTOR)
             .where(self._visible(user_id, avatar_id), prefilter=True)
             .limit(k)
@@ -480,8 +484,7 @@ class MemoryStore:
         if exclude_sessions:
             where += f" AND session_id NOT IN ({', '.join(_quote(x) for x in exclude_sessions)})"
         rows = (
-            self.chunks.search(vector)
-            .metric("dot")
+            _nearest(self.chunks, vector)
             .refine_factor(REFINE_FACTOR)
             .where(where, prefilter=True)
             .limit(k)

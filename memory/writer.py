@@ -10,16 +10,16 @@ background task per session then, in a worker thread:
 3. writes recall chunks as turns accumulate (``memory.chunking``).
 
 When the session ends, ``close()`` writes the last chunk and, if a distiller is configured,
-asks the LLM for facts the patterns missed (``memory.distill``). That runs only at the end
-because the local LLM server answers one request at a time: a distillation mid-conversation
-would hold up the next reply for its whole duration.
+asks the LLM for facts the patterns missed (``memory.distill``). That runs only at the end,
+and only once no call is in progress (``memory.jobs``), because the local LLM server answers
+one request at a time: a distillation mid-conversation would hold up the next reply for its
+whole duration.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable
 from dataclasses import dataclass
 
 from loguru import logger
@@ -27,23 +27,11 @@ from loguru import logger
 from memory.chunking import plan_chunks
 from memory.distill import Distiller
 from memory.extract import extract_facts
+from memory.jobs import BackgroundJobs
 from memory.recall import Recaller
 from memory.store import MemoryStore, Turn
 
-_distilling = asyncio.Lock()
-_llm_idle: Callable[[], bool] = lambda: True  # noqa: E731
 DISTILL_MAX_WAIT_SECS = 600.0
-
-
-def when_llm_idle(check: Callable[[], bool]) -> None:
-    """Tell writers how to see that nobody is talking (distillation waits for it).
-
-    The local LLM server answers one request at a time: a distillation while someone else in
-    the room is talking would hold up their reply by seconds. The session manager registers
-    "no session is active" here.
-    """
-    global _llm_idle
-    _llm_idle = check
 
 
 @dataclass
@@ -62,6 +50,7 @@ class MemoryWriter:
     Args:
         store: the memory store.
         recaller: the session's retrieval (its profile is refreshed after new facts).
+        jobs: runs the writing in the background; distillation waits for it to be idle.
         avatar_name: how the avatar's lines are labeled in chunks.
         distiller: LLM fact distillation at the end of the session (None: patterns only).
         chunk_size: turns per recall chunk while the conversation goes on.
@@ -71,6 +60,7 @@ class MemoryWriter:
         self,
         store: MemoryStore,
         recaller: Recaller,
+        jobs: BackgroundJobs,
         *,
         avatar_name: str,
         distiller: Distiller | None = None,
@@ -78,6 +68,7 @@ class MemoryWriter:
     ):
         self.store = store
         self.recaller = recaller
+        self.jobs = jobs
         self.user_id = recaller.user_id
         self.avatar_id = recaller.avatar_id
         self.session_id = recaller.session_id
@@ -108,7 +99,7 @@ class MemoryWriter:
         if self._closed or not text.strip():
             return
         if self._task is None:
-            self._task = asyncio.create_task(self._run(), name=f"memory-{self.session_id}")
+            self._task = self.jobs.spawn(self._run(), name=f"memory-{self.session_id}")
         self._queue.put_nowait(_Pending(role, text.strip(), started, ended, interrupted, latency))
 
     async def close(self) -> None:
@@ -197,16 +188,15 @@ class MemoryWriter:
 
     async def _distill(self) -> None:
         assert self.distiller is not None
-        async with _distilling:  # one at a time, and only while nobody is talking
-            waited = 0.0
-            while not _llm_idle():
-                if self._discarded:
-                    return
-                if waited >= DISTILL_MAX_WAIT_SECS:
-                    logger.info(f"[{self.session_id}] memory: room never idle; not distilled")
-                    return
-                await asyncio.sleep(2.0)
-                waited += 2.0
+        async with self.jobs.llm_turn:  # one at a time, and only while nobody is talking
+            idle = await self.jobs.until_idle(
+                DISTILL_MAX_WAIT_SECS, give_up=lambda: self._discarded
+            )
+            if self._discarded:
+                return
+            if not idle:
+                logger.info(f"[{self.session_id}] memory: room never idle; not distilled")
+                return
             facts = await asyncio.to_thread(
                 self.distiller.distill, self.turns, self.recaller.name, self.avatar_name
             )

@@ -8,7 +8,12 @@ speaks it asks for more:
 * Grace window: speech in the first ``grace_ms`` of each bot reply is not enough on its own
   (echo of the bot's onset, or the person finishing their last word).
 * Minimum speech: the person must keep talking for ``min_speech_ms`` (counted from their
-  speech onset; VAD already needed ``vad_start_secs`` of it). A cough ends first.
+  speech onset; VAD already needed ``vad_start_secs`` of it). A cough ends first. Whether
+  they are still talking is the VAD's first-hand view (``TurnState.user_audible``: false from
+  the first silent frame), not its stop event, which comes ``vad_stop_secs`` after the sound
+  ended: measured by the stop, any sound that reached the VAD's start (200 ms) "lasted" past
+  the 250 ms minimum, so every cough and "mm-hm" that long cut the bot off. Speech that pauses
+  before the minimum interrupts if it goes on before the VAD's stop.
 * Backchannels: a transcript made only of "mm-hm", "uh-huh", "yeah"... never interrupts; it
   is dropped from the user's aggregation so it does not leak into the next turn.
 * A real word that was too short for the timer ("stop!") still interrupts once whisper
@@ -19,7 +24,9 @@ If a noise does get through and its turn has no transcript, Pipecat's ``EmptyUse
 interruption is never the end of the reply.
 
 This is a strategy inside the user aggregator, not a processor. It consumes (reads) VAD,
-transcription and bot-speaking frames and emits user-turn-started events.
+transcription and bot-speaking frames and emits user-turn-started events. Whether the bot is
+speaking, and since when, it reads from the session's ``TurnState`` (the one place that knows);
+the bot-speaking frames only tell it when to look again.
 """
 
 from __future__ import annotations
@@ -40,6 +47,8 @@ from pipecat.frames.frames import (
 from pipecat.turns.types import ProcessFrameResult
 from pipecat.turns.user_start import BaseUserTurnStartStrategy
 
+from processors.turn_state import TurnState
+
 # Acknowledgements people make while listening. "yes"/"okay" alone are backchannels while the
 # bot speaks; as answers (bot silent) they start a turn as usual.
 BACKCHANNELS = frozenset(
@@ -59,6 +68,7 @@ class GuardedUserTurnStartStrategy(BaseUserTurnStartStrategy):
     """Start the user's turn on speech, but guard the bot's speech against false barge-in.
 
     Args:
+        turns: the session's turn state (whether and since when the bot is speaking).
         barge_in: whether speech may interrupt the bot at all.
         grace_ms: ignore speech during the first N ms of each bot reply.
         min_speech_ms: speech that interrupts must last this long from its onset.
@@ -67,6 +77,7 @@ class GuardedUserTurnStartStrategy(BaseUserTurnStartStrategy):
 
     def __init__(
         self,
+        turns: TurnState,
         *,
         barge_in: bool = True,
         grace_ms: int = 300,
@@ -78,9 +89,7 @@ class GuardedUserTurnStartStrategy(BaseUserTurnStartStrategy):
         self._barge_in = barge_in
         self._grace = grace_ms / 1000
         self._min_after_vad = max(0.0, min_speech_ms / 1000 - vad_start_secs)
-        self._bot_speaking = False
-        self._bot_started_at = 0.0
-        self._user_speaking = False
+        self._turns = turns
         self._pending: asyncio.Task | None = None
 
     async def cleanup(self):
@@ -96,18 +105,15 @@ class GuardedUserTurnStartStrategy(BaseUserTurnStartStrategy):
     async def process_frame(self, frame: Frame) -> ProcessFrameResult:
         """Decide whether this frame starts the user's turn."""
         if isinstance(frame, BotStartedSpeakingFrame):
-            self._bot_speaking = True
-            self._bot_started_at = time.monotonic()
+            self._turns.bot_started()  # in case this frame got here before the observer saw it
         elif isinstance(frame, BotStoppedSpeakingFrame):
-            self._bot_speaking = False
+            self._turns.bot_stopped()
             if self._pending:  # the bot finished while the person was talking: their turn
                 await self._cancel_pending()
                 await self.trigger_user_turn_started()
         elif isinstance(frame, VADUserStartedSpeakingFrame):
-            self._user_speaking = True
             return await self._on_speech_start()
         elif isinstance(frame, VADUserStoppedSpeakingFrame):
-            self._user_speaking = False
             if self._pending:
                 logger.debug(f"{self}: speech too short to interrupt the bot; ignored")
                 await self._cancel_pending()
@@ -116,12 +122,12 @@ class GuardedUserTurnStartStrategy(BaseUserTurnStartStrategy):
         return ProcessFrameResult.CONTINUE
 
     async def _on_speech_start(self) -> ProcessFrameResult:
-        if not self._bot_speaking:
+        if not self._turns.bot_speaking:
             await self.trigger_user_turn_started()
             return ProcessFrameResult.STOP
         if not self._barge_in:
             return ProcessFrameResult.CONTINUE
-        grace_left = self._bot_started_at + self._grace - time.monotonic()
+        grace_left = self._turns.bot_started_at + self._grace - time.monotonic()
         delay = max(self._min_after_vad, grace_left)
         if delay <= 0:
             await self.trigger_user_turn_started()
@@ -132,16 +138,18 @@ class GuardedUserTurnStartStrategy(BaseUserTurnStartStrategy):
 
     async def _confirm_after(self, delay: float):
         await asyncio.sleep(delay)
+        # Long enough: it interrupts while the person is heard, now or if they go on before
+        # the VAD's stop (which cancels this).
+        await self._turns.until_user_audible()
         self._pending = None
-        if self._user_speaking:
-            logger.debug(f"{self}: sustained speech over the bot; interrupting")
-            await self.trigger_user_turn_started()
+        logger.debug(f"{self}: sustained speech over the bot; interrupting")
+        await self.trigger_user_turn_started()
 
     async def _on_transcription(self, frame: TranscriptionFrame) -> ProcessFrameResult:
         text = frame.text.strip()
         if not text:
             return ProcessFrameResult.CONTINUE
-        if self._bot_speaking and (not self._barge_in or is_backchannel(text)):
+        if self._turns.bot_speaking and (not self._barge_in or is_backchannel(text)):
             logger.debug(f"{self}: {text!r} while the bot speaks: not an interruption")
             await self.trigger_reset_aggregation()
             return ProcessFrameResult.STOP

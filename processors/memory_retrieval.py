@@ -101,8 +101,8 @@ class MemoryRetrieval(FrameProcessor):
         last_user = next(
             (
                 i
-                for i in range(len(messages) - 1, -1, -1)
-                if isinstance(messages[i], dict) and messages[i].get("role") == "user"
+                for i, m in reversed(list(enumerate(messages)))
+                if isinstance(m, dict) and m.get("role") == "user"
             ),
             None,
         )
@@ -113,7 +113,7 @@ class MemoryRetrieval(FrameProcessor):
         self.waited_ms.append((time.perf_counter() - start) * 1000)
         self.last = found
         block = found.message(self.avatar_name) if found else ""
-        if not block:
+        if not found or not block:
             return frame
         logger.debug(
             f"{self}: {len(found.cards)} cards, {len(found.chunks)} chunks"

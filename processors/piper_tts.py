@@ -2,9 +2,10 @@
 
 Pipecat's ``PiperTTSService`` loads its voice in ``__init__`` (once per session, on the event
 loop) and downloads voices by name. We need neither: voices come from PyPI packages or paths,
-and every session shares one ``PiperVoice`` per voice file (ONNX Runtime sessions are safe to
-call from several threads). Per-avatar sound (speed, expressiveness) is a ``SynthesisConfig``,
-so two avatars can share one voice model and still sound different.
+and every session shares one loaded ``PiperVoice`` per voice file, handed in by the caller
+(the process's ``Runtime`` loads each once; ONNX Runtime sessions are safe to call from several
+threads). Per-avatar sound (speed, expressiveness) is a ``SynthesisConfig``, so two avatars can
+share one voice model and still sound different.
 
 Consumes: ``TextFrame``/``LLMTextFrame`` (aggregated into sentences by the ``TTSService``
 base), ``LLMFullResponseEndFrame``, ``InterruptionFrame``.
@@ -23,61 +24,38 @@ heard words, flagged interrupted. The estimate is off by a fraction of a word at
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import AsyncGenerator, AsyncIterator, Iterator
-from functools import cache
-from pathlib import Path
+from typing import Any
 
 from loguru import logger
 from pipecat.frames.frames import ErrorFrame, Frame, InterruptionFrame, TTSStoppedFrame
 from pipecat.processors.frame_processor import FrameDirection
-from pipecat.services.tts_service import TTSService, TTSSettings
+from pipecat.services.settings import TTSSettings
+from pipecat.services.tts_service import TTSService
 from pipecat.utils.string import match_endofsentence
 from pipecat.utils.tracing.service_decorators import traced_tts
 
-from bots.config import VoiceConfig
-from bots.models import piper_voice
-
-
-@cache
-def shared_voice(onnx_path: Path):
-    """Load a Piper voice once per process."""
-    from piper import PiperVoice
-
-    started = time.perf_counter()
-    voice = PiperVoice.load(onnx_path)
-    logger.info(f"Piper voice {onnx_path.name} loaded in {time.perf_counter() - started:.2f}s")
-    return voice
-
-
-def synthesis_config(voice: VoiceConfig):
-    """Translate an avatar's voice settings into Piper's knobs."""
-    from piper import SynthesisConfig
-
-    return SynthesisConfig(
-        length_scale=1.0 / voice.speed,
-        noise_scale=voice.expressiveness,
-        noise_w_scale=voice.rhythm_variation,
-    )
-
 
 class LocalPiperTTSService(TTSService):
-    """Piper TTS on a process-wide voice, with per-avatar synthesis settings.
+    """Piper TTS on a shared, loaded voice, with per-avatar synthesis settings.
 
     Args:
-        voice: the avatar's voice settings.
+        voice: a loaded ``piper.PiperVoice`` (or anything with its ``config.sample_rate`` and
+            ``synthesize(text, syn_config=...)`` yielding chunks with ``audio_int16_bytes``).
+        syn_config: the avatar's ``piper.SynthesisConfig`` (speed, expressiveness).
+        voice_name: the voice's name, for metrics and logs.
     """
 
-    def __init__(self, *, voice: VoiceConfig, **kwargs):
+    def __init__(self, *, voice: Any, syn_config: Any, voice_name: str, **kwargs):
         super().__init__(
             push_text_frames=False,  # words are pushed with estimated timestamps instead
             push_start_frame=True,
             push_stop_frames=True,
-            settings=TTSSettings(model=None, voice=voice.piper_voice, language=None),
+            settings=TTSSettings(model=None, voice=voice_name, language=None),
             **kwargs,
         )
-        self._piper = shared_voice(piper_voice(voice.piper_voice))
-        self._syn_config = synthesis_config(voice)
+        self._piper = voice
+        self._syn_config = syn_config
         # Where the next sentence starts, in seconds from the start of this reply's audio.
         self._reply_offset = 0.0
 

@@ -5,28 +5,32 @@ strategy. Pipecat's ``LocalSmartTurnAnalyzerV3`` opens its own ``InferenceSessio
 instance, i.e. for every call. The model is stateless (each inference sees the whole turn's
 audio) and ``InferenceSession.run`` is thread-safe, so calls can share one session: a call then
 starts without loading the model, and opening and closing many calls does not churn native
-memory (each session's arena is ~20 MB that the process did not give back).
+memory (each session's arena is ~20 MB that the process did not give back). The caller (the
+process's ``Runtime``) opens the session once with :func:`load_smart_turn_session`.
 """
 
 from __future__ import annotations
 
-from functools import cache
+from typing import Any
 
 from pipecat.audio.turn.smart_turn.base_smart_turn import BaseSmartTurn
 from pipecat.audio.turn.smart_turn.local_smart_turn_v3 import LocalSmartTurnAnalyzerV3
 
 
-@cache
-def _shared_session():
-    """The process-wide session, loaded by Pipecat's own code (same model, same options)."""
+def load_smart_turn_session() -> Any:
+    """A smart-turn v3 session, loaded by Pipecat's own code (same model, same options)."""
     return LocalSmartTurnAnalyzerV3()._session
 
 
 class SharedSmartTurnAnalyzer(LocalSmartTurnAnalyzerV3):
-    """``LocalSmartTurnAnalyzerV3`` on the shared session."""
+    """``LocalSmartTurnAnalyzerV3`` on a shared session.
 
-    def __init__(self, **kwargs):
-        """Same parameters as ``BaseSmartTurn`` (``params``, ``sample_rate``)."""
+    Args:
+        session: the process's smart-turn session (:func:`load_smart_turn_session`).
+        **kwargs: as for ``BaseSmartTurn`` (``params``, ``sample_rate``).
+    """
+
+    def __init__(self, *, session: Any, **kwargs):
         BaseSmartTurn.__init__(self, **kwargs)  # not LocalSmartTurnAnalyzerV3's: no new session
         self._log_data = False
-        self._session = _shared_session()
+        self._session = session

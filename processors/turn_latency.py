@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
 from loguru import logger
 from pipecat.observers.user_bot_latency_observer import (
@@ -33,9 +34,10 @@ class TurnLatency:
     tts_ttfb: float = 0.0
     stages: dict[str, float] = field(default_factory=dict)
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         """Plain dict in milliseconds, for JSON."""
-        d = {k: round(v * 1000) for k, v in asdict(self).items() if isinstance(v, float)}
+        times = {k: v for k, v in asdict(self).items() if isinstance(v, float)}
+        d: dict[str, Any] = {k: round(v * 1000) for k, v in times.items()}
         d["stages"] = {k: round(v * 1000) for k, v in self.stages.items()}
         return d
 

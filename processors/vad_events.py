@@ -26,34 +26,38 @@ got through (``bench/room_load.py``). Silent windows skip Silero altogether
 (``SILENCE_DBFS``).
 
 Every call shares one ONNX Runtime session (as smart-turn does, ``processors.shared_smart_turn``):
-Silero's recurrent state and context live in the per-call model wrapper and are passed into
-each ``run``, so the session itself is stateless, and ``run`` is thread-safe. Pipecat's
-analyzer opens a session per instance, i.e. per call, whose native arena the process keeps
-after the call.
+Silero's recurrent state and context live in the per-call model wrapper
+(:class:`SileroOnCallState`) and are passed into each ``run``, so the session itself is
+stateless, and ``run`` is thread-safe. Pipecat's analyzer opens a session per instance, i.e. per
+call, whose native arena the process keeps after the call. The caller (the process's
+``Runtime``) opens the session once and hands each call a wrapper.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import cache
+from typing import Any
 
 import numpy as np
 from pipecat.audio.vad.silero import SileroOnnxModel, SileroVADAnalyzer
 from pipecat.audio.vad.vad_analyzer import VADAnalyzer, VADState
 
 
-@cache
-def _shared_session():
-    """The process-wide Silero session, loaded by Pipecat's own code (same model, options)."""
+def load_silero_session() -> Any:
+    """A Silero ONNX Runtime session, loaded by Pipecat's own code (same model, same options)."""
     return SileroVADAnalyzer()._model.session
 
 
-class _SharedSileroModel(SileroOnnxModel):
-    """Pipecat's Silero wrapper (per-call state) on the shared session."""
+class SileroOnCallState(SileroOnnxModel):
+    """Pipecat's Silero wrapper (one call's recurrent state) on a shared session.
 
-    def __init__(self):  # not SileroOnnxModel's: it would open a new session
-        self.session = _shared_session()
+    Args:
+        session: the process's Silero session (:func:`load_silero_session`).
+    """
+
+    def __init__(self, session: Any):  # not SileroOnnxModel's: it would open a new session
+        self.session = session
         self.reset_states()
         self.sample_rates = [8000, 16000]
 
@@ -107,6 +111,9 @@ class ReportingSileroVAD(SileroVADAnalyzer):
     """``SileroVADAnalyzer`` that calls its listeners on state transitions.
 
     Args:
+        model: this call's Silero model (:class:`SileroOnCallState`; a test may pass any
+            callable ``model(audio_float32, sample_rate) -> [confidence]`` with
+            ``reset_states()``).
         listeners: who to tell.
         onset_confidence: Silero score that counts as a speech-like frame for the onset. Lower
             than the VAD's own threshold: an onset only holds the bot's voice for a moment,
@@ -118,6 +125,7 @@ class ReportingSileroVAD(SileroVADAnalyzer):
     def __init__(
         self,
         *,
+        model: Any,
         listeners: list[VADListener] | None = None,
         onset_confidence: float = 0.5,
         sample_rate: int | None = None,
@@ -125,7 +133,7 @@ class ReportingSileroVAD(SileroVADAnalyzer):
     ):
         # SileroVADAnalyzer.__init__ minus opening a session of its own.
         VADAnalyzer.__init__(self, sample_rate=sample_rate, params=params)
-        self._model = _SharedSileroModel()
+        self._model = model
         self._windows_since_reset = 0
         self._low_confidence_windows = 0
         self.listeners = listeners or []

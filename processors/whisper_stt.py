@@ -41,7 +41,7 @@ import asyncio
 import threading
 import time
 from collections.abc import AsyncGenerator
-from functools import cache
+from typing import Protocol
 
 import numpy as np
 from loguru import logger
@@ -78,8 +78,18 @@ def audio_ctx_for(num_samples: int, sample_rate: int = 16000) -> int:
     return max(_MIN_AUDIO_CTX, min(_MAX_AUDIO_CTX, ctx))
 
 
+class Transcriber(Protocol):
+    """What the STT service needs of a speech model (``SharedWhisper``, or a test's fake)."""
+
+    name: str
+
+    def transcribe(self, audio: np.ndarray, *, interim: bool = False) -> str | None:
+        """Transcribe float32 mono 16 kHz audio (blocking); None if an interim pass gave up."""
+        ...
+
+
 class SharedWhisper:
-    """One pywhispercpp model per (model, threads) in this process, serialized by a lock."""
+    """One pywhispercpp model, shared by every session of the process, serialized by a lock."""
 
     def __init__(self, model: str, n_threads: int):
         from pywhispercpp.model import Model
@@ -154,12 +164,6 @@ class SharedWhisper:
             self._run(np.zeros(16000, dtype=np.float32), _MAX_AUDIO_CTX)
 
 
-@cache
-def shared_whisper(model: str, n_threads: int = 2) -> SharedWhisper:
-    """The process-wide model for ``model`` (a ggml path or a pywhispercpp model name)."""
-    return SharedWhisper(model, n_threads)
-
-
 def trim_leading_silence(
     audio: np.ndarray, keep_secs: float = 0.25, max_trim_secs: float = 1.8
 ) -> np.ndarray:
@@ -212,11 +216,10 @@ def clean_transcript(text: str) -> str:
 
 
 class WhisperCppSTTService(SegmentedSTTService):
-    """Segmented STT on a process-wide whisper.cpp model.
+    """Segmented STT on a shared whisper.cpp model.
 
     Args:
-        model: a ggml file path (see ``bots.models.whisper_ggml``) or a pywhispercpp name.
-        n_threads: whisper.cpp threads.
+        whisper: the loaded model (one per process, see ``SharedWhisper``).
         interim_interval_secs: how often to emit interim transcripts while the user speaks;
             0 disables them.
         ttfs_p99_latency: measured p99 from end of speech to final transcript (seconds).
@@ -226,8 +229,7 @@ class WhisperCppSTTService(SegmentedSTTService):
     def __init__(
         self,
         *,
-        model: str,
-        n_threads: int = 2,
+        whisper: Transcriber,
         interim_interval_secs: float = 0.0,
         ttfs_p99_latency: float = 0.6,
         **kwargs,
@@ -235,10 +237,10 @@ class WhisperCppSTTService(SegmentedSTTService):
         super().__init__(
             ttfs_p99_latency=ttfs_p99_latency,
             trailing_silence_secs=0.2,
-            settings=STTSettings(model=model, language=Language.EN),
+            settings=STTSettings(model=whisper.name, language=Language.EN),
             **kwargs,
         )
-        self._whisper = shared_whisper(model, n_threads)
+        self._whisper = whisper
         self._interim_interval = interim_interval_secs
         self._interim_task: asyncio.Task | None = None
         # The early transcription started at the last pause (see speech_paused), and whether

@@ -1,25 +1,19 @@
-"""Shared fixtures: a real embedded LLM server, started once per test run."""
+"""Shared fixtures: the process's Runtime and a real embedded LLM server, once per test run."""
 
 from __future__ import annotations
 
+import asyncio
 import os
-import socket
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import pytest
 
+from testkit.net import free_port, wait_http
+
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
 
 # Tests never use a developer's running Ollama or LLM server: they start their own.
 os.environ["AVATARS_LLM_BACKEND"] = "embedded"
@@ -31,51 +25,48 @@ os.environ["AVATARS_DATA_DIR"] = tempfile.mkdtemp(prefix="avatars-test-")
 os.environ["AVATARS_MEMORY_DISTILL"] = "0"
 
 
-def wait_http(url: str, timeout: float, proc: subprocess.Popen | None = None) -> None:
-    import httpx
+@pytest.fixture(scope="session")
+def runtime():
+    """The product's Runtime, as a process builds it (real models, loaded on first use)."""
+    from bots.runtime import Runtime
 
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc is not None and proc.poll() is not None:
-            raise RuntimeError(f"{proc.args} exited with {proc.returncode}")
-        try:
-            if httpx.get(url, timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.25)
-    raise TimeoutError(f"{url} not ready after {timeout}s")
-
-
-async def wait_for(cond, timeout: float, what: str):
-    """Poll ``cond`` until it returns something truthy; fail naming ``what`` on timeout."""
-    import asyncio
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if value := cond():
-            return value
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+    return Runtime.start()
 
 
 @pytest.fixture(scope="session")
-def llm_backend():
+def embedder(runtime):
+    """The process's MiniLM (ONNX), as the memory store gets it."""
+    return runtime.models.embedder()
+
+
+@pytest.fixture
+def make_runtime(runtime):
+    """Runtimes with other settings (as another process would have) on the same loaded models."""
+    from bots.runtime import Runtime
+
+    def make(**settings):
+        changed = runtime.settings.model_copy(update=settings)
+        return Runtime(changed, models=runtime.models, patches=runtime.patches)
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def llm_backend(runtime):
     """The embedded llama.cpp server (python -m bots.llm_server), as an LLMBackend."""
     from bots.llm_backend import LLMBackend
-    from bots.settings import get_settings
 
-    get_settings.cache_clear()
-    settings = get_settings()
+    settings = runtime.settings
     proc = subprocess.Popen(
         [sys.executable, "-m", "bots.llm_server", "--port", str(settings.llm_port)], cwd=ROOT
     )
     try:
         wait_http(f"{settings.embedded_llm_url}/models", 120, proc)
-        from bots.config import load_avatar
+        from bots.config import BUILTIN_AVATARS
         from bots.warmup import warm_llm
 
-        warm_llm([load_avatar("lumina")])  # as the product does at start-up
+        # As the product does at start-up.
+        asyncio.run(warm_llm(runtime, [BUILTIN_AVATARS.load("lumina")]))
         yield LLMBackend("embedded", settings.embedded_llm_url, "local")
     finally:
         proc.terminate()

@@ -19,11 +19,19 @@ def accounts(tmp_path) -> AccountStore:
     return AccountStore(tmp_path / "accounts.sqlite3", ttl=3600)
 
 
-def room_client(accounts: AccountStore, **room) -> TestClient:
-    app = create_app(["lumina"], greet=False, room=RoomOptions(**room), accounts=accounts)
-    return TestClient(
-        app, base_url="https://testserver" if room.get("https") else "http://testserver"
-    )
+@pytest.fixture
+def room_client(runtime, accounts: AccountStore):
+    """Makes a client of a room with these ``RoomOptions``."""
+
+    def make(**room) -> TestClient:
+        app = create_app(
+            runtime, ["lumina"], greet=False, room=RoomOptions(**room), accounts=accounts
+        )
+        return TestClient(
+            app, base_url="https://testserver" if room.get("https") else "http://testserver"
+        )
+
+    return make
 
 
 # ---------- passwords and sign-ins ----------
@@ -90,8 +98,8 @@ def test_attempt_limiter_forgets_old_failures():
 # ---------- the API ----------
 
 
-def test_sign_up_sets_a_strict_http_only_cookie_and_signs_in(accounts):
-    client = room_client(accounts)
+def test_sign_up_sets_a_strict_http_only_cookie_and_signs_in(room_client):
+    client = room_client()
     assert client.get("/api/me").status_code == 401
     resp = client.post("/api/signup", json={"username": "sam", "password": PASSWORD})
     assert resp.status_code == 201
@@ -107,14 +115,14 @@ def test_sign_up_sets_a_strict_http_only_cookie_and_signs_in(accounts):
     assert client.get("/api/me").status_code == 200
 
 
-def test_over_https_the_cookie_is_secure(accounts):
-    client = room_client(accounts, https=True)
+def test_over_https_the_cookie_is_secure(room_client):
+    client = room_client(https=True)
     resp = client.post("/api/signup", json={"username": "sam", "password": PASSWORD})
     assert "secure" in resp.headers["set-cookie"].lower()
 
 
-def test_everything_but_signing_in_needs_a_signed_in_person(accounts):
-    client = room_client(accounts)
+def test_everything_but_signing_in_needs_a_signed_in_person(room_client):
+    client = room_client()
     for method, url in [
         ("GET", "/api/avatars"),
         ("GET", "/api/me"),
@@ -131,15 +139,15 @@ def test_everything_but_signing_in_needs_a_signed_in_person(accounts):
     assert client.get("/api/avatars").status_code == 401
 
 
-def test_nobody_can_patch_another_persons_peer_connection(accounts):
-    client = room_client(accounts)
+def test_nobody_can_patch_another_persons_peer_connection(room_client):
+    client = room_client()
     sign_up(client)
     patch = {"pc_id": "someone-elses", "candidates": []}
     assert client.patch("/api/offer", json=patch).status_code == 404
 
 
-def test_wrong_passwords_are_rate_limited(accounts):
-    client = room_client(accounts, max_failures=3)
+def test_wrong_passwords_are_rate_limited(room_client):
+    client = room_client(max_failures=3)
     sign_up(client, "sam")
     wrong = {"username": "sam", "password": "not the password"}
     for _ in range(3):
@@ -149,10 +157,8 @@ def test_wrong_passwords_are_rate_limited(accounts):
     assert "try again" in limited.json()["detail"].lower()
 
 
-def test_on_the_lan_sign_up_needs_the_room_passcode(accounts):
-    client = room_client(
-        accounts, lan=True, passcode="blue-42", urls=["https://192.168.1.20:7860/"]
-    )
+def test_on_the_lan_sign_up_needs_the_room_passcode(room_client):
+    client = room_client(lan=True, passcode="blue-42", urls=["https://192.168.1.20:7860/"])
     room = client.get("/api/room").json()
     assert room["passcode_required"] and room["lan"] and room["user"] is None
     form = {"username": "ana", "password": PASSWORD}
@@ -162,8 +168,8 @@ def test_on_the_lan_sign_up_needs_the_room_passcode(accounts):
     assert client.get("/api/room").json()["urls"] == ["https://192.168.1.20:7860/"]
 
 
-def test_wrong_passcodes_are_rate_limited_too(accounts):
-    client = room_client(accounts, lan=True, passcode="blue-42", max_failures=2)
+def test_wrong_passcodes_are_rate_limited_too(room_client):
+    client = room_client(lan=True, passcode="blue-42", max_failures=2)
     form = {"username": "ana", "password": PASSWORD, "passcode": "guess"}
     assert [client.post("/api/signup", json=form).status_code for _ in range(3)] == [403, 403, 429]
 

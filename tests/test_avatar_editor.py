@@ -13,7 +13,6 @@ import wave
 import pytest
 from fastapi.testclient import TestClient
 
-from bots.config import load_avatar, user_avatars_dir
 from tests.accounts import sign_up
 from web.accounts import AccountStore
 from web.app import create_app
@@ -31,10 +30,22 @@ NOVA = {
 
 
 @pytest.fixture
-def room(tmp_path, monkeypatch):
+def room_runtime(make_runtime, tmp_path):
+    """The room's runtime: its user avatars live in a fresh folder."""
+    return make_runtime(avatars_dir=tmp_path / "avatars")
+
+
+@pytest.fixture
+def catalog(room_runtime):
+    """The room's avatars, as ``python -m bots`` on the same settings would find them."""
+    return room_runtime.avatars
+
+
+@pytest.fixture
+def room(room_runtime, tmp_path):
     """A room whose user avatars live in a fresh folder; returns a client factory."""
-    monkeypatch.setenv("AVATARS_DIR", str(tmp_path / "avatars"))
-    app = create_app(["lumina"], greet=False, accounts=AccountStore(tmp_path / "accounts.sqlite3"))
+    accounts = AccountStore(tmp_path / "accounts.sqlite3")
+    app = create_app(room_runtime, ["lumina"], greet=False, accounts=accounts)
 
     def person(name: str | None = None) -> TestClient:
         client = TestClient(app)
@@ -44,14 +55,14 @@ def room(tmp_path, monkeypatch):
     return person
 
 
-def test_an_avatar_made_in_the_browser_is_a_launchable_toml_file(room):
+def test_an_avatar_made_in_the_browser_is_a_launchable_toml_file(room, catalog):
     alice = room()
     resp = alice.post("/api/avatars", json=NOVA)
     assert resp.status_code == 201, resp.text
-    path = user_avatars_dir() / "nova.toml"
+    path = catalog.user_dir / "nova.toml"
     assert resp.json()["file"] == str(path) and path.exists()
     # `python -m bots nova` reads exactly this file.
-    nova = load_avatar("nova")
+    nova = catalog.load("nova")
     assert nova.name == "Nova" and nova.voice.speed == 1.2 and nova.llm.max_tokens == 100
     assert nova.persona == NOVA["persona"]
     assert 'persona = """' in path.read_text()  # prose stays readable in the file
@@ -64,18 +75,18 @@ def test_an_avatar_made_in_the_browser_is_a_launchable_toml_file(room):
     assert got["config"]["voice"]["expressiveness"] == 0.5
 
 
-def test_changing_an_avatar_keeps_its_comments_and_applies_to_the_next_call(room):
+def test_changing_an_avatar_keeps_its_comments_and_applies_to_the_next_call(room, catalog):
     alice = room()
     assert alice.post("/api/avatars", json=NOVA).status_code == 201
-    path = user_avatars_dir() / "nova.toml"
+    path = catalog.user_dir / "nova.toml"
     path.write_text("# Nova: hand-tuned, keep this note.\n" + path.read_text())
     changed = {**NOVA, "greeting": "Evening! The moon is out.", "voice": {"speed": 0.9}}
     resp = alice.put("/api/avatars/nova", json=changed)
     assert resp.status_code == 200, resp.text
     text = path.read_text()
     assert text.startswith("# Nova: hand-tuned, keep this note.\n")
-    assert load_avatar("nova").greeting == "Evening! The moon is out."
-    assert load_avatar("nova").voice.speed == 0.9
+    assert catalog.load("nova").greeting == "Evening! The moon is out."
+    assert catalog.load("nova").voice.speed == 0.9
     # The id is the file name: renaming is a copy, not an edit.
     resp = alice.put("/api/avatars/nova", json={**NOVA, "id": "nova2"})
     assert resp.status_code == 422 and resp.json()["errors"][0]["field"] == "id"
@@ -93,16 +104,16 @@ def test_changing_an_avatar_keeps_its_comments_and_applies_to_the_next_call(room
         ({"persona": None}, "persona", "string"),
     ],
 )
-def test_bad_settings_are_refused_naming_the_field(room, change, field, words):
+def test_bad_settings_are_refused_naming_the_field(room, change, field, words, catalog):
     alice = room()
     resp = alice.post("/api/avatars", json={**NOVA, **change})
     assert resp.status_code == 422, resp.text
     errors = {e["field"]: e["message"] for e in resp.json()["errors"]}
     assert field in errors and words in errors[field], errors
-    assert not (user_avatars_dir() / "nova.toml").exists()  # nothing half-saved
+    assert not (catalog.user_dir / "nova.toml").exists()  # nothing half-saved
 
 
-def test_only_the_owner_changes_or_deletes_and_room_avatars_are_read_only(room):
+def test_only_the_owner_changes_or_deletes_and_room_avatars_are_read_only(room, catalog):
     alice, bob = room("alice-ed"), room("bob-ed")
     assert alice.post("/api/avatars", json=NOVA).status_code == 201
     seen_by_bob = {a["id"]: a for a in bob.get("/api/avatars").json()}["nova"]
@@ -110,7 +121,7 @@ def test_only_the_owner_changes_or_deletes_and_room_avatars_are_read_only(room):
     resp = bob.put("/api/avatars/nova", json={**NOVA, "name": "Bob's Nova"})
     assert resp.status_code == 403 and "belongs to alice-ed" in resp.json()["detail"]
     assert bob.delete("/api/avatars/nova").status_code == 403
-    assert load_avatar("nova").name == "Nova"
+    assert catalog.load("nova").name == "Nova"
     # The shipped avatars are the room's: copy, don't change.
     lumina = alice.get("/api/avatars/lumina").json()["config"]
     resp = alice.put("/api/avatars/lumina", json={**lumina, "name": "Not Lumina"})
@@ -119,17 +130,16 @@ def test_only_the_owner_changes_or_deletes_and_room_avatars_are_read_only(room):
     assert resp.status_code == 409 and resp.json()["errors"][0]["field"] == "id"
     resp = alice.post("/api/avatars", json={**lumina, "id": "my-lumina", "name": "My Lumina"})
     assert resp.status_code == 201
-    assert load_avatar("lumina").name == "Lumina"  # the built-in file is untouched
+    assert catalog.load("lumina").name == "Lumina"  # the built-in file is untouched
 
 
-def test_deleting_an_avatar_deletes_its_file_and_everyones_memories_of_it(room):
-    from bots.settings import get_settings
-    from memory.session import open_store
-
+def test_deleting_an_avatar_deletes_its_file_and_everyones_memories_of_it(
+    room, catalog, room_runtime
+):
     alice, bob = room(), room()
     assert alice.post("/api/avatars", json=NOVA).status_code == 201
     bob_id = bob.get("/api/me").json()["id"]
-    store = open_store(get_settings().memory_location)
+    store = room_runtime.memory
     said = store.add_turn(
         user_id=bob_id,
         avatar_id="nova",
@@ -151,7 +161,7 @@ def test_deleting_an_avatar_deletes_its_file_and_everyones_memories_of_it(room):
     )
     resp = alice.delete("/api/avatars/nova")
     assert resp.status_code == 200 and resp.json()["conversations_deleted"] == 1
-    assert not (user_avatars_dir() / "nova.toml").exists()
+    assert not (catalog.user_dir / "nova.toml").exists()
     assert "nova" not in [a["id"] for a in alice.get("/api/avatars").json()]
     assert store.conversation(bob_id, "s-nova") == []
     assert store.list_cards(bob_id, "nova") == [] and store.list_cards(bob_id) == []

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from bots.config import AvatarConfigError, list_avatars, load_avatar, parse_avatar
+from bots.config import BUILTIN_AVATARS, AvatarCatalog, AvatarConfigError, parse_avatar
 
 
 def write(tmp_path: Path, name: str, body: str) -> Path:
@@ -16,9 +16,9 @@ def write(tmp_path: Path, name: str, body: str) -> Path:
 
 
 def test_shipped_avatars_are_valid_and_distinct():
-    ids = list_avatars()
+    ids = BUILTIN_AVATARS.ids()
     assert {"lumina", "captain"} <= set(ids)
-    lumina, captain = load_avatar("lumina"), load_avatar("captain")
+    lumina, captain = BUILTIN_AVATARS.load("lumina"), BUILTIN_AVATARS.load("captain")
     assert lumina.name != captain.name and lumina.persona != captain.persona
     assert lumina.voice != captain.voice, "the two avatars must sound different"
     assert "Lumina" in lumina.system_prompt()
@@ -47,15 +47,18 @@ def test_broken_toml_says_where(tmp_path):
 
 
 def test_unknown_avatar_lists_the_available_ones():
-    message = str(pytest.raises(AvatarConfigError, load_avatar, "nobody").value)
+    message = str(pytest.raises(AvatarConfigError, BUILTIN_AVATARS.load, "nobody").value)
     assert "lumina" in message and "captain" in message
 
 
 def test_avatars_dir_adds_user_avatars(tmp_path, monkeypatch):
+    from bots.settings import load_settings
+
     write(tmp_path, "bob", 'name = "Bob"\npersona = "A pal."\n')
     monkeypatch.setenv("AVATARS_DIR", str(tmp_path))
-    assert "bob" in list_avatars() and "lumina" in list_avatars()
-    assert load_avatar("bob").name == "Bob"
+    catalog = AvatarCatalog(load_settings().user_avatars_dir)
+    assert "bob" in catalog.ids() and "lumina" in catalog.ids()
+    assert catalog.load("bob").name == "Bob"
 
 
 def test_launch_command_reports_a_bad_avatar_without_a_traceback(capsys):

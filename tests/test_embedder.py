@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from bots.models import minilm_dir, minilm_onnx
-from memory.embedder import DIMENSIONS, Embedder, shared_embedder
+from memory.embedder import DIMENSIONS, Embedder
+
+# The reference is sentence-transformers on PyTorch, which the export also needs.
+pytestmark = pytest.mark.slow
 
 TEXTS = [
     "What is my dog called?",
@@ -16,31 +20,30 @@ TEXTS = [
 ]
 
 
-def test_onnx_vectors_match_sentence_transformers():
+def test_onnx_vectors_match_sentence_transformers(embedder):
     from sentence_transformers import SentenceTransformer
 
     reference = SentenceTransformer(str(minilm_dir()), device="cpu").encode(
         TEXTS, normalize_embeddings=True, convert_to_numpy=True
     )
-    ours = shared_embedder().embed(TEXTS)
+    ours = embedder.embed(TEXTS)
     assert ours.shape == (len(TEXTS), DIMENSIONS) and ours.dtype == np.float32
     assert np.allclose(np.linalg.norm(ours, axis=1), 1.0, atol=1e-5)
     # Batched (padded) and one-at-a-time embeddings agree, and both match the reference.
-    single = np.vstack([shared_embedder().embed([t]) for t in TEXTS])
+    single = np.vstack([embedder.embed([t]) for t in TEXTS])
     assert (ours * reference).sum(1).min() > 0.9999
     assert (single * reference).sum(1).min() > 0.9999
-    assert shared_embedder().embed([]).shape == (0, DIMENSIONS)
+    assert embedder.embed([]).shape == (0, DIMENSIONS)
 
 
-def test_export_is_cached_and_a_damaged_file_is_rebuilt(tmp_path, monkeypatch):
-    monkeypatch.setenv("AVATARS_CACHE_DIR", str(tmp_path))
-    path = minilm_onnx()
+def test_export_is_cached_and_a_damaged_file_is_rebuilt(tmp_path, embedder):
+    path = minilm_onnx(tmp_path)
     assert path.parent == tmp_path
     built = path.stat().st_mtime_ns
-    assert minilm_onnx().stat().st_mtime_ns == built  # reused, not exported again
+    assert minilm_onnx(tmp_path).stat().st_mtime_ns == built  # reused, not exported again
     with path.open("r+b") as f:  # a truncated export (e.g. disk full) is detected
         f.truncate(1000)
-    rebuilt = minilm_onnx()
+    rebuilt = minilm_onnx(tmp_path)
     assert rebuilt.stat().st_size > 80_000_000
     vector = Embedder(rebuilt, minilm_dir()).embed(["hello"])[0]
-    assert float(vector @ shared_embedder().embed(["hello"])[0]) > 0.9999
+    assert float(vector @ embedder.embed(["hello"])[0]) > 0.9999

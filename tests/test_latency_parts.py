@@ -7,11 +7,11 @@ import asyncio
 import numpy as np
 from pipecat.audio.vad.vad_analyzer import VADParams
 
-from bench.utterances import trim_silence
 from processors.playback_gate import PlaybackGate
 from processors.reply_text import exact_prefix
+from processors.turn_state import TurnState
 from processors.vad_events import ReportingSileroVAD, VADListener
-from tests.speech import piper_say
+from testkit.speech import piper_say, trim_silence
 
 FRAME = 320  # 20 ms at 16 kHz, as transports deliver it
 
@@ -22,25 +22,32 @@ async def feed(vad: ReportingSileroVAD, pcm: np.ndarray, events: list, clock: li
         await vad.analyze_audio(pcm[i : i + FRAME].tobytes())
 
 
-def recording_vad(events: list[tuple[str, float]], clock: list[float]) -> ReportingSileroVAD:
+def recording_vad(
+    runtime, events: list[tuple[str, float]], clock: list[float]
+) -> ReportingSileroVAD:
     def note(name):
         return lambda: events.append((name, clock[0]))
 
     listener = VADListener(**{n: note(n) for n in VADListener.__dataclass_fields__})
     vad = ReportingSileroVAD(
-        listeners=[listener], params=VADParams(confidence=0.7, start_secs=0.2, stop_secs=0.2)
+        model=runtime.models.vad_model(),
+        listeners=[listener],
+        params=VADParams(confidence=0.7, start_secs=0.2, stop_secs=0.2),
     )
     vad.set_sample_rate(16000)
     return vad
 
 
-async def test_vad_reports_onset_early_then_start_pause_and_stop_in_order():
+async def test_vad_reports_onset_early_then_start_pause_and_stop_in_order(runtime):
     silence = np.zeros(16000, dtype=np.int16)
     speech = trim_silence(piper_say("Hold on a moment, I want to ask you something else."))
     events: list[tuple[str, float]] = []
     clock = [0.0]
     await feed(
-        recording_vad(events, clock), np.concatenate([silence, speech, silence]), events, clock
+        recording_vad(runtime, events, clock),
+        np.concatenate([silence, speech, silence]),
+        events,
+        clock,
     )
     names = [n for n, _ in events]
     assert names[0] == "on_onset" and "on_start" in names and names[-1] == "on_stop"
@@ -56,13 +63,13 @@ async def test_vad_reports_onset_early_then_start_pause_and_stop_in_order():
     assert last_pause <= speech_end + 0.1 < events[-1][1], events
 
 
-async def test_a_click_is_a_false_start():
+async def test_a_click_is_a_false_start(runtime):
     click = np.zeros(16000, dtype=np.int16)
     click[8000:8200] = 20000  # 12 ms click
     speechlike = piper_say("Hm.")[:2400]  # 150 ms of voice
     events: list[tuple[str, float]] = []
     clock = [0.0]
-    vad = recording_vad(events, clock)
+    vad = recording_vad(runtime, events, clock)
     pcm = np.concatenate([click, speechlike, np.zeros(16000, dtype=np.int16)])
     await feed(vad, pcm, events, clock)
     names = [n for n, _ in events]
@@ -70,49 +77,37 @@ async def test_a_click_is_a_false_start():
     assert names.count("on_onset") == names.count("on_false_start"), events
 
 
-class FakeOutput:
-    """Stands in for a transport's output: records what was written (the gate's only contract)."""
-
-    def __init__(self):
-        self.written: list[bytes] = []
-
-    async def write_audio_frame(self, frame) -> bool:
-        self.written.append(frame)
-        return True
-
-
 async def test_the_gate_holds_audio_and_resumes_from_the_same_frame():
-    out = FakeOutput()
-    gate = PlaybackGate()
-    gate.attach(out)  # type: ignore[arg-type]
-    await out.write_audio_frame(b"1")
+    turns = TurnState()
+    gate = PlaybackGate(turns)  # the output transport's audio filter: every chunk passes it
+    assert await gate.filter(b"1") == b"1"
     gate.pause()
-    held = asyncio.create_task(out.write_audio_frame(b"2"))
+    held = asyncio.create_task(gate.filter(b"2"))
     await asyncio.sleep(0.05)
-    assert out.written == [b"1"] and not held.done()
+    assert not held.done() and gate.holding
     gate.resume()
-    await asyncio.wait_for(held, 1)
-    assert out.written == [b"1", b"2"]
+    assert await asyncio.wait_for(held, 1) == b"2"
+    assert [e.kind for e in turns.events] == ["held", "released"]
 
 
 async def test_audio_held_across_an_interruption_is_dropped_not_played():
     from pipecat.frames.frames import InterruptionFrame
     from pipecat.observers.base_observer import FramePushed
 
-    out = FakeOutput()
-    gate = PlaybackGate()
-    gate.attach(out)  # type: ignore[arg-type]
+    turns = TurnState()
+    gate = PlaybackGate(turns)
+    turns.bot_started()
     gate.pause()  # the person starts talking over the bot...
-    held = asyncio.create_task(out.write_audio_frame(b"old reply"))
+    held = asyncio.create_task(gate.filter(b"old reply"))
     await asyncio.sleep(0.05)
     # ...and it is a real barge-in: Pipecat interrupts (the held chunk is not in its queue).
     frame = InterruptionFrame()
-    await gate.on_push_frame(FramePushed(None, None, frame, None, 0))  # type: ignore[arg-type]
+    await turns.on_push_frame(FramePushed(None, None, frame, None, 0))  # type: ignore[arg-type]
     gate.resume()
-    assert await asyncio.wait_for(held, 1) is False
-    assert out.written == []
-    await out.write_audio_frame(b"answer")  # the next reply plays as usual
-    assert out.written == [b"answer"]
+    assert await asyncio.wait_for(held, 1) == b""  # no audio: the transport skips the chunk
+    assert await gate.filter(b"answer") == b"answer"  # the next reply plays as usual
+    kinds = [e.kind for e in turns.events]
+    assert kinds == ["bot_started", "held", "interrupted", "released", "dropped"]
 
 
 def test_exact_prefix_restores_the_generated_spacing():

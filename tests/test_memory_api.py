@@ -11,23 +11,21 @@ import time
 import pytest
 from fastapi.testclient import TestClient
 
-from bots.settings import get_settings
-from memory.session import open_store
 from tests.accounts import sign_up
 from web.app import create_app
 
 
 @pytest.fixture
-def client() -> TestClient:
-    client = TestClient(create_app(["lumina", "captain"], greet=False))
+def client(runtime) -> TestClient:
+    client = TestClient(create_app(runtime, ["lumina", "captain"], greet=False))
     client.user = sign_up(client)
     return client
 
 
 @pytest.fixture
-def seeded(client):
+def seeded(client, runtime):
     me = client.user["id"]
-    store = open_store(get_settings().memory_location)
+    store = runtime.memory
     now = time.time()
     turns = [
         store.add_turn(

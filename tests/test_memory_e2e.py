@@ -15,16 +15,16 @@ import pytest
 from loguru import logger
 from pipecat.frames.frames import LLMContextFrame
 from pipecat.observers.base_observer import BaseObserver, FramePushed
-from pipecat.workers.runner import WorkerRunner
 
-from bots.config import load_avatar
-from bots.pipeline import VoiceSession, build_session
+from bots.config import BUILTIN_AVATARS
+from bots.runtime import Runtime
+from bots.session import VoiceSession
 from memory.distill import Distiller
 from memory.recall import MEMORY_BEGIN
 from memory.store import MemoryStore
-from tests.conftest import wait_for
-from tests.harness import ScriptedTransport
-from tests.speech import piper_say
+from testkit.harness import ScriptedTransport
+from testkit.net import wait_for
+from testkit.speech import piper_say
 
 pytestmark = pytest.mark.slow
 
@@ -48,33 +48,32 @@ class ContextsToLLM(BaseObserver):
             self.sent.append([dict(m) for m in data.frame.context.get_messages()])
 
 
-async def run_session(store: MemoryStore, backend, session_id: str):
-    transport = ScriptedTransport()
-    session = build_session(
-        load_avatar("lumina"),
-        transport,
+async def run_session(runtime: Runtime, backend, session_id: str):
+    session = VoiceSession(
+        BUILTIN_AVATARS.load("lumina"),
+        ScriptedTransport,
+        runtime,
         backend=backend,
         session_id=session_id,
         user_id="biscuit-owner",
-        memory=store,
+        greet=False,
         idle_timeout_secs=None,
     )
-    contexts = ContextsToLLM(session.services["llm"])
+    contexts = ContextsToLLM(session.graph.llm)
     session.worker.add_observer(contexts)
     await session.prepare()
-    runner = WorkerRunner(handle_sigint=False)
-    await runner.add_workers(session.worker)
-    task = asyncio.create_task(runner.run())
+    task = asyncio.create_task(session.run())
     await asyncio.sleep(1.5)  # pipeline start + VAD settling on silence
-    return session, transport, contexts, task
+    assert isinstance(session.transport, ScriptedTransport)
+    return session, session.transport, contexts, task
 
 
 async def tell(session: VoiceSession, transport: ScriptedTransport, text: str) -> str:
     """Say ``text`` and wait until the avatar has answered; returns the answer."""
-    answered = len([t for t in session.transcript if t.role == "assistant"])
+    answered = len(session.turns.turns("assistant"))
     await transport.mic.say(piper_say(text))
     replies = await wait_for(
-        lambda: [t for t in session.transcript if t.role == "assistant"][answered:],
+        lambda: session.turns.turns("assistant")[answered:],
         60,  # the whole reply is spoken before it counts as a turn
         f"an answer to {text!r}",
     )
@@ -87,10 +86,14 @@ async def end(session: VoiceSession, task: asyncio.Task) -> None:
     await session.finish()
 
 
-async def test_a_fact_told_in_one_session_is_recalled_in_the_next(tmp_path, llm_backend):
-    store = MemoryStore(str(tmp_path / "memory"))
+async def test_a_fact_told_in_one_session_is_recalled_in_the_next(
+    tmp_path, runtime, llm_backend, embedder
+):
+    store = MemoryStore(str(tmp_path / "memory"), embedder)
+    # A process of its own on that store (as a restarted server would be), same models.
+    runtime = Runtime(runtime.settings, models=runtime.models, memory=store)
 
-    session, transport, _, task = await run_session(store, llm_backend, "first")
+    session, transport, _, task = await run_session(runtime, llm_backend, "first")
     await tell(session, transport, "Hi, my name is Sarah.")
     await tell(session, transport, "My dog is called Biscuit.")
     await end(session, task)
@@ -110,13 +113,11 @@ async def test_a_fact_told_in_one_session_is_recalled_in_the_next(tmp_path, llm_
     for fact in distilled:
         assert fact.source_turn_ids and any(w in user_words for w in fact.text.lower().split())
 
-    session, transport, contexts, task = await run_session(store, llm_backend, "second")
+    session, transport, contexts, task = await run_session(runtime, llm_backend, "second")
     try:
         assert session.memory and session.memory.name == "Sarah"
         await session.greet()
-        greeting = await wait_for(
-            lambda: [t for t in session.transcript if t.role == "assistant"], 20, "the greeting"
-        )
+        greeting = await wait_for(lambda: session.turns.turns("assistant"), 20, "the greeting")
         assert "Sarah" in greeting[0].text
         reply = await tell(session, transport, "What is my dog called?")
     finally:

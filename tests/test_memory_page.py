@@ -20,8 +20,8 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
+from testkit.net import free_port, wait_http
 from tests.accounts import PASSWORD, sign_up
-from tests.conftest import free_port, wait_http
 from tests.test_page_browser import BROWSER_FLAGS, CHROMIUM, SCREENSHOTS, needs_chromium
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -63,12 +63,12 @@ def parse(html: str) -> _Refs:
     return parser
 
 
-@pytest.fixture(scope="module")
-def client():
+@pytest.fixture
+def client(runtime):
     from web.app import create_app
 
     # No `with`: the lifespan warms models, which serving files does not need.
-    return TestClient(create_app(["lumina"], greet=False))
+    return TestClient(create_app(runtime, ["lumina"], greet=False))
 
 
 def test_memory_page_is_served_with_only_local_assets(client):
@@ -122,8 +122,8 @@ def test_talk_page_links_to_the_memory_page():
 
 # The app without its lifespan: no STT/TTS/LLM warm-up, which this page does not need.
 SERVE = (
-    "import sys, uvicorn; from web.app import create_app; "
-    "uvicorn.run(create_app(['lumina'], greet=False), host='127.0.0.1', "
+    "import sys, uvicorn; from web.app import create_app; from bots.runtime import Runtime; "
+    "uvicorn.run(create_app(Runtime.start(), ['lumina'], greet=False), host='127.0.0.1', "
     "port=int(sys.argv[1]), lifespan='off', log_level='warning')"
 )
 

@@ -18,6 +18,7 @@ from pipecat.frames.frames import LLMContextFrame
 from pipecat.processors.aggregators.llm_context import LLMContext
 from pipecat.tests.utils import run_test
 
+from memory.jobs import BackgroundJobs
 from memory.recall import MEMORY_BEGIN, MEMORY_END, Recaller
 from memory.session import SessionMemory, restorable
 from memory.store import MemoryStore, Turn
@@ -25,8 +26,8 @@ from processors.memory_retrieval import MemoryRetrieval
 
 
 @pytest.fixture
-def store(tmp_path) -> MemoryStore:
-    return MemoryStore(str(tmp_path / "memory"))
+def store(tmp_path, embedder) -> MemoryStore:
+    return MemoryStore(str(tmp_path / "memory"), embedder)
 
 
 def recaller(store: MemoryStore, user: str = "priya", avatar: str = "lumina") -> Recaller:
@@ -120,9 +121,11 @@ def warnings():
     logger.remove(handler)
 
 
-async def test_a_broken_store_costs_the_turn_its_memories_not_the_turn(tmp_path, warnings):
+async def test_a_broken_store_costs_the_turn_its_memories_not_the_turn(
+    tmp_path, warnings, embedder
+):
     path = tmp_path / "memory"
-    store = MemoryStore(str(path))
+    store = MemoryStore(str(path), embedder)
     store.upsert_card(user_id="priya", text="Priya's dog is called Biscuit.", scope="user")
     retrieval = MemoryRetrieval(recaller(store), avatar_name="Lumina")
     shutil.rmtree(path)
@@ -151,7 +154,12 @@ async def test_a_slow_store_is_not_waited_for(store, warnings):
 
 async def test_the_writer_stores_turns_learns_facts_and_chunks_as_it_goes(store):
     memory = SessionMemory(
-        store, user_id="priya", avatar_id="lumina", avatar_name="Lumina", session_id="s1"
+        store,
+        BackgroundJobs(),
+        user_id="priya",
+        avatar_id="lumina",
+        avatar_name="Lumina",
+        session_id="s1",
     )
     await memory.open()
     now = time.time()
@@ -187,7 +195,12 @@ async def test_the_writer_stores_turns_learns_facts_and_chunks_as_it_goes(store)
 
 async def test_forget_me_mid_session_stops_every_later_write(store):
     memory = SessionMemory(
-        store, user_id="gone", avatar_id="lumina", avatar_name="Lumina", session_id="s9"
+        store,
+        BackgroundJobs(),
+        user_id="gone",
+        avatar_id="lumina",
+        avatar_name="Lumina",
+        session_id="s9",
     )
     await memory.open()
     now = time.time()
@@ -214,7 +227,12 @@ def test_reconnecting_restores_the_latest_turns_within_the_budget():
 async def test_a_sentence_split_by_a_pause_still_teaches_the_fact(store):
     """The VAD can cut "Hi, my | name is Sarah." into two user turns."""
     memory = SessionMemory(
-        store, user_id="sarah", avatar_id="lumina", avatar_name="Lumina", session_id="s1"
+        store,
+        BackgroundJobs(),
+        user_id="sarah",
+        avatar_id="lumina",
+        avatar_name="Lumina",
+        session_id="s1",
     )
     now = time.time()
     memory.writer.turn("user", "Hi, my", started=now, ended=now + 0.5)

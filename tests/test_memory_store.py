@@ -10,8 +10,8 @@ from memory.store import SCHEMA_VERSION, MemoryStore
 
 
 @pytest.fixture
-def store(tmp_path) -> MemoryStore:
-    return MemoryStore(str(tmp_path / "memory"))
+def store(tmp_path, embedder) -> MemoryStore:
+    return MemoryStore(str(tmp_path / "memory"), embedder)
 
 
 def test_a_fact_is_found_by_a_question_about_it(store):
@@ -66,10 +66,10 @@ def test_ids_with_quotes_cannot_widen_a_filter(store):
     assert store.search_cards("x' OR '1'='1", "lumina", "dog", k=10) == []
 
 
-def test_reopening_keeps_data_and_schema_version(tmp_path):
+def test_reopening_keeps_data_and_schema_version(tmp_path, embedder):
     path = str(tmp_path / "memory")
-    MemoryStore(path).add_card(user_id="priya", text="Priya likes jazz", scope="user")
-    again = MemoryStore(path)
+    MemoryStore(path, embedder).add_card(user_id="priya", text="Priya likes jazz", scope="user")
+    again = MemoryStore(path, embedder)
     assert again.count("priya")["cards"] == 1
     rows = again._meta.search().where("key = 'schema_version'").to_list()
     assert [r["value"] for r in rows] == [str(SCHEMA_VERSION)]
@@ -160,11 +160,11 @@ def test_forget_me_leaves_nothing_searchable(store):
     assert store.conversations("priya") == []
 
 
-def test_a_version_1_database_is_migrated_in_place(tmp_path):
+def test_a_version_1_database_is_migrated_in_place(tmp_path, embedder):
     import lancedb
     import pyarrow as pa
 
-    from memory.embedder import DIMENSIONS, shared_embedder
+    from memory.embedder import DIMENSIONS
 
     path = str(tmp_path / "v1")
     db = lancedb.connect(path)
@@ -174,14 +174,14 @@ def test_a_version_1_database_is_migrated_in_place(tmp_path):
         ("source_turn_ids", pa.list_(pa.string())), ("created", pa.float64()),
         ("updated", pa.float64()), ("vector", pa.list_(pa.float32(), DIMENSIONS)),
     ])  # fmt: skip
-    vector = shared_embedder().embed(["Priya likes jazz"])[0]
+    vector = embedder.embed(["Priya likes jazz"])[0]
     db.create_table("cards", schema=v1_cards).add([{
         "id": "c1", "user_id": "priya", "avatar_id": "", "scope": "user",
         "text": "Priya likes jazz", "source_turn_ids": [], "created": 1.0, "updated": 1.0,
         "vector": vector,
     }])  # fmt: skip
     db.create_table("meta", data=[{"key": "schema_version", "value": "1"}])
-    migrated = MemoryStore(path)
+    migrated = MemoryStore(path, embedder)
     assert migrated.schema_version() == SCHEMA_VERSION == 2
     (card,) = migrated.search_cards("priya", "lumina", "jazz")
     assert (card.id, card.key) == ("c1", "")
@@ -194,8 +194,8 @@ def test_a_version_1_database_is_migrated_in_place(tmp_path):
     assert migrated.count("priya")["chunks"] == 0  # the chunks table exists now
 
 
-def test_a_newer_database_is_refused_with_advice(tmp_path):
+def test_a_newer_database_is_refused_with_advice(tmp_path, embedder):
     path = str(tmp_path / "future")
-    MemoryStore(path)._meta.update(where="key = 'schema_version'", values={"value": "99"})
+    MemoryStore(path, embedder)._meta.update(where="key = 'schema_version'", values={"value": "99"})
     with pytest.raises(RuntimeError, match="upgrade local-avatars"):
-        MemoryStore(path)
+        MemoryStore(path, embedder)

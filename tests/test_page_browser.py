@@ -27,7 +27,7 @@ import numpy as np
 import pytest
 import soundfile
 
-from tests.speech import SAMPLE_RATE, piper_say
+from testkit.speech import SAMPLE_RATE, piper_say
 
 ROOT = Path(__file__).resolve().parents[1]
 STATIC = ROOT / "web" / "static"

@@ -128,13 +128,13 @@ def test_every_static_module_is_reachable_from_the_page():
         ("/avatars/edit", "editor.html"),
     ],
 )
-def test_app_serves_the_pages(route, page):
+def test_app_serves_the_pages(runtime, route, page):
     from fastapi.testclient import TestClient
 
     from web.app import create_app
 
     # No lifespan (no `with`): model warm-up is not needed to serve static files.
-    client = TestClient(create_app(["lumina"]))
+    client = TestClient(create_app(runtime, ["lumina"]))
     served = client.get(route)
     assert served.status_code == 200 and "text/html" in served.headers["content-type"]
     assert served.text == (STATIC / page).read_text()

@@ -25,9 +25,8 @@ import numpy as np
 import pytest
 import soundfile
 
-from bots.config import load_avatar, user_avatars_dir
+from testkit.speech import SAMPLE_RATE, espeak_say, piper_say
 from tests.accounts import PASSWORD
-from tests.speech import SAMPLE_RATE, espeak_say, piper_say
 from tests.test_page_browser import BROWSER_FLAGS, CHROMIUM, SCREENSHOTS, needs_chromium
 
 pytestmark = [pytest.mark.slow, needs_chromium]
@@ -134,7 +133,7 @@ def _memory_page_showing(page, words: re.Pattern, secs: float = 30) -> None:
 # ---------- the avatar editor ----------
 
 
-def test_a_person_makes_talks_to_changes_and_deletes_an_avatar(lumina_server, tmp_path):
+def test_a_person_makes_talks_to_changes_and_deletes_an_avatar(lumina_server, tmp_path, runtime):
     expect = pytest.importorskip("playwright.sync_api").expect
     problems: list[str] = []
     quiet = _wav(tmp_path / "quiet.wav", _silence(90))
@@ -171,7 +170,7 @@ def test_a_person_makes_talks_to_changes_and_deletes_an_avatar(lumina_server, tm
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(SCREENSHOTS / "editor.png"), full_page=True)
         # It is an ordinary avatar file, the one `python -m bots nova-star` would launch.
-        nova = load_avatar("nova-star")
+        nova = runtime.avatars.load("nova-star")
         assert nova.voice.speed == 1.3 and nova.greeting == "Hello, I am Nova. Look up!"
 
         # Talk to it: the avatar made a minute ago greets with its own words.
@@ -200,13 +199,13 @@ def test_a_person_makes_talks_to_changes_and_deletes_an_avatar(lumina_server, tm
         page.locator('input[name="greeting"]').fill("Good evening, stargazer!")
         page.get_by_role("button", name="Save changes").click()
         expect(page.locator("#status")).to_contain_text("Saved")
-        assert load_avatar("nova-star").greeting == "Good evening, stargazer!"
+        assert runtime.avatars.load("nova-star").greeting == "Good evening, stargazer!"
         page.on("dialog", lambda d: d.accept())
         page.get_by_role("button", name="Delete…").click()
         expect(page).to_have_url(re.compile(r"/$"))
         expect(page.locator(".avatar-card h3").first).to_have_text("Lumina")
         expect(page.locator(".avatar-card", has_text="Nova Star")).to_have_count(0)
-        assert not (user_avatars_dir() / "nova-star.toml").exists()
+        assert not (runtime.avatars.user_dir / "nova-star.toml").exists()
     assert not problems, problems
 
 

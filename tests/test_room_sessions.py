@@ -14,9 +14,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from bench.webrtc_client import BotCall, call_bot, sign_up
-from tests.conftest import wait_for
-from tests.speech import piper_say
+from testkit.net import wait_for
+from testkit.speech import piper_say
+from testkit.webrtc_client import BotCall, call_bot, sign_up
 from web.accounts import AccountStore
 from web.auth import COOKIE
 

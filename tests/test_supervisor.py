@@ -7,7 +7,7 @@ import threading
 import time
 
 from bots.supervisor import Supervisor, url_ready
-from tests.conftest import free_port
+from testkit.net import free_port
 
 # A child that serves HTTP 200 for a moment, then crashes.
 CHILD = """

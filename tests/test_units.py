@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from bots.llm_backend import LLMUnavailableError, llm_health, resolve_backend
+from bots.llm_backend import LLMServers, LLMUnavailableError
 from bots.models import ModelMissingError, PackagedModel, piper_voice, smollm2_gguf
 from bots.settings import Settings
 from processors.piper_tts import estimate_word_times, split_sentences
@@ -101,11 +101,11 @@ def test_missing_models_say_how_to_install_them():
 
 
 def test_no_llm_server_gives_an_actionable_error():
-    dead = Settings(ollama_host="http://127.0.0.1:9", llm_port=9, llm_backend="auto")
+    dead = LLMServers(Settings(ollama_host="http://127.0.0.1:9", llm_port=9, llm_backend="auto"))
     with pytest.raises(LLMUnavailableError) as err:
-        resolve_backend("llama3.2:3b", dead)
+        dead.resolve("llama3.2:3b")
     assert "ollama serve" in str(err.value) and "make llm" in str(err.value)
-    health = llm_health(dead)
+    health = dead.health()
     assert not health["ok"] and "make llm" in health["fix"]
 
 
@@ -114,39 +114,34 @@ def test_a_busy_embedded_server_is_not_taken_for_a_missing_one():
     # connection but is slow to answer is writing someone's reply, and new calls may start.
     import socket
 
-    from bots.llm_backend import embedded_model
-
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
         busy.listen(8)  # the kernel completes the handshake; nobody ever answers
         port = busy.getsockname()[1]
-        settings = Settings(llm_port=port, llm_backend="embedded")
-        assert embedded_model(settings) == "local"
-        assert llm_health(settings)["ok"]
+        servers = LLMServers(Settings(llm_port=port, llm_backend="embedded"))
+        assert servers.embedded_model() == "local"
+        assert servers.health()["ok"]
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         closed = s.getsockname()[1]  # bound, not listening: connections are refused
-        assert embedded_model(Settings(llm_port=closed, llm_backend="embedded")) is None
+        refused = LLMServers(Settings(llm_port=closed, llm_backend="embedded"))
+        assert refused.embedded_model() is None
 
 
 def test_bad_settings_name_the_variable(monkeypatch):
-    from bots.settings import SettingsError, get_settings
+    from bots.settings import SettingsError, load_settings
 
     monkeypatch.setenv("AVATARS_LLM_PORT", "not-a-port")
-    get_settings.cache_clear()
-    try:
-        with pytest.raises(SettingsError, match="AVATARS_LLM_PORT"):
-            get_settings()
-    finally:
-        monkeypatch.undo()
-        get_settings.cache_clear()
+    with pytest.raises(SettingsError, match="AVATARS_LLM_PORT"):
+        load_settings()
 
 
-def test_calls_share_one_silero_session_but_each_keeps_its_own_state():
+def test_calls_share_one_silero_session_but_each_keeps_its_own_state(runtime):
     from processors.vad_events import ReportingSileroVAD
-    from tests.speech import piper_say
+    from testkit.speech import piper_say
 
-    talking, quiet = ReportingSileroVAD(sample_rate=16000), ReportingSileroVAD(sample_rate=16000)
+    talking = ReportingSileroVAD(model=runtime.models.vad_model(), sample_rate=16000)
+    quiet = ReportingSileroVAD(model=runtime.models.vad_model(), sample_rate=16000)
     assert talking._model.session is quiet._model.session  # one model in memory, not per call
     for vad in (talking, quiet):
         vad.set_sample_rate(16000)  # as the pipeline does when it starts
@@ -161,13 +156,13 @@ def test_calls_share_one_silero_session_but_each_keeps_its_own_state():
     assert max(heard) > 0.8 and max(silent) < 0.1, (max(heard), max(silent))
 
 
-def test_silent_windows_skip_silero_between_utterances_but_not_inside_one():
+def test_silent_windows_skip_silero_between_utterances_but_not_inside_one(runtime):
     from pipecat.audio.vad.vad_analyzer import VADState
 
     from processors.vad_events import SILENCE_RMS, ReportingSileroVAD
-    from tests.speech import piper_say
+    from testkit.speech import piper_say
 
-    vad = ReportingSileroVAD(sample_rate=16000)
+    vad = ReportingSileroVAD(model=runtime.models.vad_model(), sample_rate=16000)
     vad.set_sample_rate(16000)
     runs = 0
     model = vad._model

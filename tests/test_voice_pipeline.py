@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import time
 
-import jiwer
 import pytest
 from pipecat.frames.frames import (
     InterruptionFrame,
@@ -19,29 +18,15 @@ from pipecat.frames.frames import (
     TTSAudioRawFrame,
 )
 from pipecat.observers.base_observer import BaseObserver, FramePushed
-from pipecat.workers.runner import WorkerRunner
 
-from bots.config import load_avatar
-from bots.pipeline import VoiceSession, build_session
-from tests.conftest import wait_for
-from tests.harness import ScriptedTransport
-from tests.speech import piper_say
+from bots.config import BUILTIN_AVATARS
+from bots.session import VoiceSession
+from testkit.harness import ScriptedTransport
+from testkit.net import wait_for
+from testkit.speech import piper_say
+from testkit.wer import wer
 
 pytestmark = pytest.mark.slow
-
-_norm = jiwer.Compose(
-    [
-        jiwer.ToLowerCase(),
-        jiwer.RemovePunctuation(),
-        jiwer.RemoveMultipleSpaces(),
-        jiwer.Strip(),
-        jiwer.ReduceToListOfListOfWords(),
-    ]
-)
-
-
-def wer(ref: str, hyp: str) -> float:
-    return jiwer.wer(ref, hyp, reference_transform=_norm, hypothesis_transform=_norm)
 
 
 class WorkLog(BaseObserver):
@@ -64,20 +49,16 @@ class WorkLog(BaseObserver):
 class Running:
     """A session running on the scripted transport."""
 
-    def __init__(self, session: VoiceSession, transport: ScriptedTransport):
+    def __init__(self, session: VoiceSession):
         self.session = session
-        self.transport = transport
+        assert isinstance(session.transport, ScriptedTransport)
+        self.transport = session.transport
         self.work = WorkLog()
         session.worker.add_observer(self.work)
-        self.task = asyncio.create_task(self._run())
-
-    async def _run(self):
-        runner = WorkerRunner(handle_sigint=False)
-        await runner.add_workers(self.session.worker)
-        await runner.run()
+        self.task = asyncio.create_task(session.run())
 
     def turns(self, role: str) -> list:
-        return [t for t in self.session.transcript if t.role == role]
+        return self.session.turns.turns(role)
 
     async def stop(self):
         await self.session.worker.cancel()
@@ -85,16 +66,17 @@ class Running:
 
 
 @pytest.fixture
-async def lumina(llm_backend):
-    transport = ScriptedTransport()
-    session = build_session(
-        load_avatar("lumina"),
-        transport,
+async def lumina(runtime, llm_backend):
+    session = VoiceSession(
+        BUILTIN_AVATARS.load("lumina"),
+        ScriptedTransport,
+        runtime,
         backend=llm_backend,
         user_id=f"pipeline-test-{time.monotonic_ns()}",  # a stranger: nothing to restore
+        greet=False,
         idle_timeout_secs=None,
     )
-    running = Running(session, transport)
+    running = Running(session)
     await asyncio.sleep(1.5)  # pipeline start + VAD settling on silence
     yield running
     await running.stop()
@@ -183,7 +165,8 @@ async def test_instructions_added_mid_talk_reach_the_local_llm(llm_backend):
 
     from bots.pipeline import RESUME_AFTER_NOISE_PROMPT, build_llm
 
-    llm = build_llm(load_avatar("lumina"), llm_backend)
+    lumina = BUILTIN_AVATARS.load("lumina")
+    llm = build_llm(lumina, llm_backend)
     context = LLMContext(
         messages=[
             {"role": "user", "content": "Tell me about the sea."},
@@ -193,7 +176,7 @@ async def test_instructions_added_mid_talk_reach_the_local_llm(llm_backend):
     )
     params = await llm.get_llm_adapter().get_llm_invocation_params(
         context,
-        system_instruction=load_avatar("lumina").system_prompt(),
+        system_instruction=lumina.system_prompt(),
         convert_developer_to_user=not llm.supports_developer_role,
     )
     async with httpx.AsyncClient(timeout=60) as http:

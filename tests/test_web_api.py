@@ -5,23 +5,17 @@ from __future__ import annotations
 import pytest
 from fastapi.testclient import TestClient
 
-from bots.settings import get_settings
 from tests.accounts import sign_up
 from web.app import create_app
 
 
-@pytest.fixture(scope="module")
-def client():
+@pytest.fixture
+def client(make_runtime):
     """The app, with both LLM backends pointed at a closed port."""
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("AVATARS_LLM_PORT", "9")
-        mp.setenv("OLLAMA_HOST", "http://127.0.0.1:9")
-        mp.setenv("AVATARS_LLM_BACKEND", "auto")
-        get_settings.cache_clear()
-        with TestClient(create_app(["lumina"])) as c:
-            sign_up(c)
-            yield c
-    get_settings.cache_clear()
+    runtime = make_runtime(llm_port=9, ollama_host="http://127.0.0.1:9", llm_backend="auto")
+    with TestClient(create_app(runtime, ["lumina"])) as c:
+        sign_up(c)
+        yield c
 
 
 def test_page_and_avatars_are_served(client):

@@ -8,9 +8,9 @@ import time
 import httpx
 import pytest
 
-from bench.webrtc_client import call_bot
-from tests.conftest import wait_for
-from tests.speech import piper_say
+from testkit.net import wait_for
+from testkit.speech import piper_say
+from testkit.webrtc_client import call_bot
 
 pytestmark = pytest.mark.slow
 

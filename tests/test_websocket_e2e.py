@@ -11,8 +11,8 @@ import pytest
 import websockets
 from pipecat.frames.protobufs import frames_pb2
 
-from bench.webrtc_client import sign_up
-from tests.speech import piper_say
+from testkit.speech import piper_say
+from testkit.webrtc_client import sign_up
 
 pytestmark = pytest.mark.slow
 

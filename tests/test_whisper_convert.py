@@ -11,7 +11,7 @@ import pytest
 
 from bots.models import whisper_ggml
 from bots.whisper_ggml import slaney_mel_filters
-from tests.speech import espeak_say, piper_say
+from testkit.speech import espeak_say, piper_say
 
 PIPER_TEXT = "The quick brown fox jumps over the lazy dog near the river bank."
 ESPEAK_TEXT = "Please schedule a meeting with the design team for next Tuesday afternoon."
@@ -57,12 +57,10 @@ def test_slaney_filters_match_transformers():
 
 @pytest.fixture(scope="module")
 def ggml_path(tmp_path_factory):
-    with pytest.MonkeyPatch.context() as mp:
-        cache = tmp_path_factory.mktemp("cache")
-        mp.setenv("AVATARS_CACHE_DIR", str(cache))
-        path = Path(whisper_ggml("tiny.en"))
-        assert path.parent == cache
-        yield path
+    cache = tmp_path_factory.mktemp("cache")
+    path = Path(whisper_ggml("tiny.en", cache))
+    assert path.parent == cache
+    return path
 
 
 @pytest.fixture(scope="module")
@@ -93,7 +91,7 @@ def test_ggml_header(ggml_path):
 @pytest.mark.slow
 def test_second_call_reuses_conversion(ggml_path):
     before = ggml_path.stat().st_mtime_ns
-    assert Path(whisper_ggml("tiny.en")) == ggml_path
+    assert Path(whisper_ggml("tiny.en", ggml_path.parent)) == ggml_path
     assert ggml_path.stat().st_mtime_ns == before
 
 

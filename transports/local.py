@@ -7,6 +7,7 @@ avatar's ``barge_in_min_speech_ms``.
 
 from __future__ import annotations
 
+from pipecat.audio.filters.base_audio_filter import BaseAudioFilter
 from pipecat.transports.base_transport import BaseTransport
 
 
@@ -14,8 +15,8 @@ class LocalAudioUnavailableError(RuntimeError):
     """PyAudio (and PortAudio) are not installed."""
 
 
-def local_audio_transport() -> BaseTransport:
-    """A transport on the default sound devices."""
+def local_audio_transport(*, audio_out_filter: BaseAudioFilter | None = None) -> BaseTransport:
+    """A transport on the default sound devices (``audio_out_filter``: see ``webrtc_transport``)."""
     try:
         from pipecat.transports.local.audio import LocalAudioTransport, LocalAudioTransportParams
     except (ImportError, ModuleNotFoundError) as e:
@@ -28,5 +29,6 @@ def local_audio_transport() -> BaseTransport:
             audio_in_enabled=True,
             audio_in_sample_rate=16000,
             audio_out_enabled=True,
+            audio_out_filter=audio_out_filter,
         )
     )

@@ -4,10 +4,14 @@ Signaling is Pipecat's (``POST /api/offer`` with ``{sdp, type, pc_id?}``, ``PATC
 for trickle ICE), so standard Pipecat clients work. No ICE servers are configured: host
 candidates are enough on one machine or a LAN, and nothing is sent to a STUN server outside.
 
-The bot's receive jitter buffer is shortened (see ``_ShortAudioJitterBuffer``). Many calls in
+The bot's receive jitter buffer is shortened (see ``ShortAudioJitterBuffer``). Many calls in
 one process load its event loop, so UDP sockets are drained several datagrams per wakeup
-(``_draining_read_ready``) into larger buffers, and ICE consent checks tolerate a late loop
-(``_tolerant_query_consent``): bench/room_load.py measured calls dropping without these.
+(``draining_read_ready``) into larger buffers (``connection_made_with_big_buffer``), and ICE
+consent checks tolerate a late loop (``tolerant_query_consent``): bench/room_load.py measured
+calls dropping without these. aiortc, aioice and asyncio have no options for any of them, so
+they replace library code; this module only defines the replacements. They are installed in
+one place, with a check of the exact library version each was written against, by
+``bots.patches`` (when the process's ``Runtime`` starts).
 """
 
 from __future__ import annotations
@@ -19,9 +23,9 @@ import socket
 
 import aioice.ice
 import aioice.stun
-import aiortc.rtcrtpreceiver
 from aiortc.jitterbuffer import JitterBuffer
 from loguru import logger
+from pipecat.audio.filters.base_audio_filter import BaseAudioFilter
 from pipecat.transports.base_transport import TransportParams
 from pipecat.transports.smallwebrtc.connection import SmallWebRTCConnection
 from pipecat.transports.smallwebrtc.transport import SmallWebRTCTransport
@@ -34,14 +38,14 @@ from pipecat.transports.smallwebrtc.transport import SmallWebRTCTransport
 AUDIO_PREFETCH = 1
 
 
-class _ShortAudioJitterBuffer(JitterBuffer):
+class ShortAudioJitterBuffer(JitterBuffer):
+    """aiortc's jitter buffer, releasing audio after ``AUDIO_PREFETCH`` frames (not 4)."""
+
     def __init__(self, capacity: int, prefetch: int = 0, is_video: bool = False):
         if not is_video:
             prefetch = min(prefetch, AUDIO_PREFETCH)
         super().__init__(capacity, prefetch=prefetch, is_video=is_video)
 
-
-aiortc.rtcrtpreceiver.JitterBuffer = _ShortAudioJitterBuffer  # type: ignore[misc]
 
 # ICE consent freshness (RFC 7675) is how a peer that vanished is noticed. aioice sends one
 # check every ~5 s with no retransmission: an answer later than 0.5 s is a failure, and 6 in a
@@ -54,7 +58,8 @@ CONSENT_RETRANSMISSIONS = 3
 CONSENT_FAILURES = 3
 
 
-async def _tolerant_query_consent(self: aioice.ice.Connection) -> None:
+async def tolerant_query_consent(self: aioice.ice.Connection) -> None:
+    """``aioice.ice.Connection.query_consent`` with retransmissions (see above)."""
     assert self.remote_password is not None
     failures = 0
     while True:
@@ -79,8 +84,6 @@ async def _tolerant_query_consent(self: aioice.ice.Connection) -> None:
                 return
 
 
-aioice.ice.Connection.query_consent = _tolerant_query_consent  # type: ignore[method-assign]
-
 # Every call's WebRTC traffic (audio RTP, RTCP, data channel, STUN) arrives on a UDP socket of
 # its own, read by the one event loop. Linux gives a socket ~208 KB of receive buffer, about
 # 1-2 s of a call's packets on loopback; when the loop falls behind for that long (several
@@ -88,18 +91,20 @@ aioice.ice.Connection.query_consent = _tolerant_query_consent  # type: ignore[me
 # consent checks above, so calls closed. The buffer is raised to 4 MB (Linux caps it at
 # net.core.rmem_max without privileges; then it is as large as allowed).
 UDP_RECEIVE_BUFFER = 4 * 1024 * 1024
-_stun_connection_made = aioice.ice.StunProtocol.connection_made
 
 
-def _connection_made_with_big_buffer(self, transport) -> None:
-    sock = transport.get_extra_info("socket")
-    if sock is not None:
-        with contextlib.suppress(OSError):
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, UDP_RECEIVE_BUFFER)
-    _stun_connection_made(self, transport)
+def with_big_receive_buffer(connection_made):
+    """Wrap ``aioice.ice.StunProtocol.connection_made`` to enlarge the socket's buffer first."""
 
+    def connection_made_with_big_buffer(self, transport) -> None:
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, UDP_RECEIVE_BUFFER)
+        connection_made(self, transport)
 
-aioice.ice.StunProtocol.connection_made = _connection_made_with_big_buffer  # type: ignore[method-assign]
+    return connection_made_with_big_buffer
+
 
 # asyncio reads ONE datagram per socket per event-loop iteration. A call receives ~55 packets
 # a second (audio every 20 ms, RTCP, data channel, STUN), so once an iteration takes longer
@@ -113,7 +118,8 @@ aioice.ice.StunProtocol.connection_made = _connection_made_with_big_buffer  # ty
 UDP_READS_PER_WAKEUP = 32
 
 
-def _draining_read_ready(self) -> None:
+def draining_read_ready(self) -> None:
+    """``_SelectorDatagramTransport._read_ready`` reading up to ``UDP_READS_PER_WAKEUP``."""
     for _ in range(UDP_READS_PER_WAKEUP):
         if self._conn_lost:
             return
@@ -132,8 +138,6 @@ def _draining_read_ready(self) -> None:
         self._protocol.datagram_received(data, addr)
 
 
-asyncio.selector_events._SelectorDatagramTransport._read_ready = _draining_read_ready  # type: ignore[attr-defined]
-
 # Pipecat ends a session when one audio write takes longer than this, taking it for a peer
 # that stopped reading (default 10 s). Over SmallWebRTC a write waits for our own aiortc
 # sender to pace the audio out, whatever the peer does, so a slow write means this process
@@ -143,8 +147,16 @@ asyncio.selector_events._SelectorDatagramTransport._read_ready = _draining_read_
 AUDIO_WRITE_TIMEOUT_SECS = 60.0
 
 
-def webrtc_transport(connection: SmallWebRTCConnection) -> SmallWebRTCTransport:
-    """A transport for one browser peer connection (16 kHz in; the bot's audio out)."""
+def webrtc_transport(
+    connection: SmallWebRTCConnection, *, audio_out_filter: BaseAudioFilter | None = None
+) -> SmallWebRTCTransport:
+    """A transport for one browser peer connection (16 kHz in; the bot's audio out).
+
+    Args:
+        connection: the peer connection.
+        audio_out_filter: what the bot's audio passes through before it is sent (the
+            session's playback gate).
+    """
     return SmallWebRTCTransport(
         webrtc_connection=connection,
         params=TransportParams(
@@ -152,5 +164,6 @@ def webrtc_transport(connection: SmallWebRTCConnection) -> SmallWebRTCTransport:
             audio_in_sample_rate=16000,
             audio_out_enabled=True,
             audio_out_write_timeout_secs=AUDIO_WRITE_TIMEOUT_SECS,
+            audio_out_filter=audio_out_filter,
         ),
     )

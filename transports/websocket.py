@@ -8,6 +8,7 @@ has echo cancellation and jitter buffering built in.
 from __future__ import annotations
 
 from fastapi import WebSocket
+from pipecat.audio.filters.base_audio_filter import BaseAudioFilter
 from pipecat.serializers.protobuf import ProtobufFrameSerializer
 from pipecat.transports.websocket.fastapi import (
     FastAPIWebsocketParams,
@@ -15,8 +16,10 @@ from pipecat.transports.websocket.fastapi import (
 )
 
 
-def websocket_transport(websocket: WebSocket) -> FastAPIWebsocketTransport:
-    """A transport for one accepted WebSocket."""
+def websocket_transport(
+    websocket: WebSocket, *, audio_out_filter: BaseAudioFilter | None = None
+) -> FastAPIWebsocketTransport:
+    """A transport for one accepted WebSocket (``audio_out_filter``: see ``webrtc_transport``)."""
     return FastAPIWebsocketTransport(
         websocket=websocket,
         params=FastAPIWebsocketParams(
@@ -25,5 +28,6 @@ def websocket_transport(websocket: WebSocket) -> FastAPIWebsocketTransport:
             audio_out_enabled=True,
             add_wav_header=False,
             serializer=ProtobufFrameSerializer(),
+            audio_out_filter=audio_out_filter,
         ),
     )

@@ -15,9 +15,12 @@ from __future__ import annotations
 import argparse
 import secrets
 import sys
+from typing import Any
 
 from bots.config import AvatarConfigError
-from bots.settings import SettingsError, get_settings
+from bots.patches import PatchVersionError
+from bots.runtime import Runtime
+from bots.settings import SettingsError, load_settings
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
@@ -49,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     from web.tls import lan_addresses, self_signed_cert
 
     try:
-        settings = get_settings()
+        settings = load_settings()
         passcode = None
         if args.lan:
             passcode = args.passcode or settings.room_passcode or secrets.token_hex(4)
@@ -60,11 +63,11 @@ def main(argv: list[str] | None = None) -> int:
         urls = [f"{scheme}://{a}:{args.port}/" for a in addresses]
         local = f"{scheme}://127.0.0.1:{args.port}/" if host in ("0.0.0.0", "::", *LOOPBACK) else ""
         room = RoomOptions(lan=args.lan, passcode=passcode, https=args.https, urls=urls)
-        app = create_app(room=room)
-    except (AvatarConfigError, SettingsError) as e:
+        app = create_app(Runtime.start(settings), room=room)
+    except (AvatarConfigError, PatchVersionError, SettingsError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    tls = {}
+    tls: dict[str, Any] = {}
     if args.https:
         cert, key = self_signed_cert(settings.data_dir / "tls", addresses)
         tls = {"ssl_certfile": str(cert), "ssl_keyfile": str(key)}

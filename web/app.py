@@ -25,9 +25,10 @@ The signed-in account is who the voice session is for: its id keys the session's
 from __future__ import annotations
 
 import asyncio
+import functools
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from fastapi import Cookie, FastAPI, HTTPException, Query, WebSocket
 from fastapi.responses import FileResponse, JSONResponse
@@ -41,10 +42,11 @@ from pipecat.transports.smallwebrtc.request_handler import (
 )
 from pydantic import BaseModel, Field
 
-from bots.config import AvatarConfig, AvatarConfigError, list_avatars, load_avatar
-from bots.llm_backend import LLMBackend, LLMUnavailableError, llm_health
+from bots.config import AvatarCatalog, AvatarConfig, AvatarConfigError
+from bots.llm_backend import LLMBackend, LLMUnavailableError
 from bots.models import ModelMissingError
-from bots.settings import get_settings
+from bots.runtime import Runtime
+from bots.sessions import SessionManager
 from bots.warmup import warm_llm, warm_up_models
 from transports.webrtc import webrtc_transport
 from transports.websocket import websocket_transport
@@ -54,7 +56,6 @@ from web.avatars_api import avatars_router
 from web.health import health_report
 from web.loop_lag import LoopLagMonitor
 from web.memory_api import memory_router
-from web.sessions import SessionManager
 
 STATIC = Path(__file__).parent / "static"
 
@@ -85,6 +86,7 @@ class PatchBody(BaseModel):
 
 
 def create_app(
+    runtime: Runtime,
     avatars: list[str] | None = None,
     *,
     greet: bool = True,
@@ -95,6 +97,7 @@ def create_app(
     """Build the app.
 
     Args:
+        runtime: the process's runtime (settings, models, memory, LLM servers, avatars).
         avatars: the avatar ids to offer (all found when None); the first is the default.
         greet: whether avatars say their greeting when someone connects.
         room: how the room is exposed (LAN, passcode, HTTPS); default: this machine only.
@@ -103,7 +106,8 @@ def create_app(
             (default: ``AVATARS_LOGIN_CHECK_SECS``).
     """
     room = room or RoomOptions()
-    settings = get_settings()
+    settings = runtime.settings
+    catalog = runtime.avatars
     accounts = accounts or AccountStore(
         settings.data_dir / "accounts.sqlite3", ttl=settings.login_hours * 3600
     )
@@ -111,14 +115,14 @@ def create_app(
     def offered() -> list[str]:
         # Read per request: avatars made in the browser editor join without a restart, and
         # are offered by every server (also `python -m bots <id>`) so people can call them.
-        found = list_avatars()
+        found = catalog.ids()
         named = [a for a in avatars if a in found] if avatars else found
         made = [a for a in accounts.avatar_owners() if a in found and a not in named]
         return named + sorted(made)
 
     for avatar_id in avatars or offered():
-        load_avatar(avatar_id)  # fail at start-up, naming the bad field, not at first call
-    sessions = SessionManager(greet=greet)
+        catalog.load(avatar_id)  # fail at start-up, naming the bad field, not at first call
+    sessions = SessionManager(runtime, greet=greet)
     lag = LoopLagMonitor()
     webrtc = SmallWebRTCRequestHandler()
     peer_owners: dict[str, str] = {}  # pc_id -> user id, so nobody patches another's call
@@ -126,13 +130,13 @@ def create_app(
     @asynccontextmanager
     async def lifespan(_app: FastAPI):
         # Load and warm every model before the first person connects, off the event loop.
-        avatars = [load_avatar(a) for a in offered()]
-        await asyncio.to_thread(warm_up_models, avatars)
-        health = await asyncio.to_thread(llm_health)
+        avatars = [catalog.load(a) for a in offered()]
+        await asyncio.to_thread(warm_up_models, runtime, avatars)
+        health = await asyncio.to_thread(runtime.llm.health)
         if not health["ok"]:
             logger.warning(health["fix"])
         # The LLM server may still be starting (make run starts both): warm it when it is up.
-        warm = asyncio.create_task(asyncio.to_thread(warm_llm, avatars, 120.0))
+        warm = asyncio.create_task(warm_llm(runtime, avatars, 120.0))
         watch = asyncio.create_task(
             sessions.watch_logins(
                 lambda t: accounts.user_for(t) is not None,
@@ -148,6 +152,7 @@ def create_app(
         await webrtc.close()
 
     app = FastAPI(title="Local avatars", lifespan=lifespan)
+    app.state.runtime = runtime
     app.state.sessions = sessions
     app.state.accounts = accounts
     app.state.room = room
@@ -162,8 +167,8 @@ def create_app(
             present=sessions.present,
         )
     )
-    app.include_router(memory_router(offered, before_forget=sessions.forget))
-    app.include_router(avatars_router(offered, accounts, sessions))
+    app.include_router(memory_router(runtime, offered, before_forget=sessions.forget))
+    app.include_router(avatars_router(runtime, offered, accounts, sessions))
 
     def pick_avatar(requested: str | None) -> str:
         ids = offered()
@@ -192,7 +197,7 @@ def create_app(
 
     @app.get("/api/health")
     async def health():
-        report = await asyncio.to_thread(health_report, _loadable(offered()))
+        report = await asyncio.to_thread(health_report, runtime, _loadable(catalog, offered()))
         return {**report, "sessions": len(sessions.active)}
 
     @app.get("/api/stats")
@@ -234,7 +239,7 @@ def create_app(
             try:
                 running = await sessions.start(
                     *prepared,
-                    webrtc_transport(connection),
+                    functools.partial(webrtc_transport, connection),
                     user_id=user.id,
                     username=user.username,
                     login=login,
@@ -269,8 +274,11 @@ def create_app(
         request = SmallWebRTCPatchRequest(
             pc_id=body.pc_id,
             candidates=[
+                # Pipecat annotates these as set; aiortc takes them unset (None) as well.
                 IceCandidate(
-                    candidate=c.candidate, sdp_mid=c.sdp_mid, sdp_mline_index=c.sdp_mline_index
+                    candidate=c.candidate,
+                    sdp_mid=cast(str, c.sdp_mid),
+                    sdp_mline_index=cast(int, c.sdp_mline_index),
                 )
                 for c in body.candidates
             ],
@@ -293,7 +301,7 @@ def create_app(
         running = await sessions.start(
             config,
             backend,
-            websocket_transport(websocket),
+            functools.partial(websocket_transport, websocket),
             user_id=user.id,
             username=user.username,
             login=websocket.cookies.get(COOKIE),
@@ -307,12 +315,12 @@ def create_app(
     return app
 
 
-def _loadable(avatar_ids: list[str]) -> list[AvatarConfig]:
+def _loadable(catalog: AvatarCatalog, avatar_ids: list[str]) -> list[AvatarConfig]:
     """The avatars whose files are valid (a broken one is reported by /api/avatars)."""
     out = []
     for avatar_id in avatar_ids:
         try:
-            out.append(load_avatar(avatar_id))
+            out.append(catalog.load(avatar_id))
         except AvatarConfigError:
             continue
     return out

@@ -39,9 +39,9 @@ class RoomOptions(BaseModel):
     https: bool = False
     urls: list[str] = Field(default_factory=list)
     """Addresses testers should open (shown in the lobby)."""
-    max_failures: int = Field(5, ge=1)
+    max_failures: int = Field(default=5, ge=1)
     """Failed sign-ins (or wrong passcodes) allowed per address or name in ``window_secs``."""
-    window_secs: float = Field(300.0, gt=0)
+    window_secs: float = Field(default=300.0, gt=0)
 
     @property
     def passcode_required(self) -> bool:
@@ -59,7 +59,7 @@ class Credentials(BaseModel):
 class SignUp(Credentials):
     """A sign-up form."""
 
-    passcode: str = Field("", max_length=256)
+    passcode: str = Field(default="", max_length=256)
 
 
 class AttemptLimiter:

@@ -43,17 +43,14 @@ from bots.config import (
     AvatarConfigError,
     AvatarValidationError,
     VoiceConfig,
-    avatar_path,
     field_errors,
-    load_avatar,
     validate_avatar,
 )
-from bots.llm_backend import embedded_model, ollama_models, ollama_running
 from bots.models import ModelMissingError, piper_voice, piper_voice_names
-from bots.settings import get_settings
+from bots.runtime import Runtime
+from bots.sessions import SessionManager
 from web.accounts import AccountStore, User
 from web.auth import SignedIn
-from web.sessions import SessionManager
 
 PREVIEW_MAX_CHARS = 300
 
@@ -73,16 +70,22 @@ def invalid(errors: list[tuple[str, str]]) -> JSONResponse:
 
 
 def avatars_router(
-    offered: Callable[[], list[str]], accounts: AccountStore, sessions: SessionManager
+    runtime: Runtime,
+    offered: Callable[[], list[str]],
+    accounts: AccountStore,
+    sessions: SessionManager,
 ) -> APIRouter:
     """The avatar routes.
 
     Args:
+        runtime: the process's runtime (avatar catalog, voices, memory store, LLM servers).
         offered: the avatar ids this server offers, in lobby order.
         accounts: who owns which editor-made avatar.
         sessions: live calls (an avatar in a call cannot be deleted).
     """
     router = APIRouter(prefix="/api", tags=["avatars"])
+    catalog = runtime.avatars
+    voices_dir = runtime.settings.voices_dir
     preview_lock = asyncio.Lock()  # one synthesis at a time: it competes with live calls
 
     def describe(avatar_id: str, me: User, owners: dict[str, User]) -> dict[str, Any]:
@@ -95,7 +98,7 @@ def avatars_router(
             "editable": kind == "yours",
         }
         try:
-            a = load_avatar(avatar_id)
+            a = catalog.load(avatar_id)
         except AvatarConfigError as e:
             return {**base, "error": str(e)}  # the lobby shows a broken file, not a 500
         return {
@@ -112,7 +115,7 @@ def avatars_router(
         if avatar_id not in offered():
             raise HTTPException(404, f"There is no avatar {avatar_id!r} here.")
         owner = accounts.avatar_owners().get(avatar_id)
-        config = load_avatar(avatar_id)
+        config = catalog.load(avatar_id)
         if owner is None:
             raise HTTPException(
                 403,
@@ -139,7 +142,7 @@ def avatars_router(
 
     async def save(config: AvatarConfig):
         try:
-            return await asyncio.to_thread(save_avatar, config)
+            return await asyncio.to_thread(save_avatar, catalog, config)
         except (OSError, AvatarConfigError) as e:  # a full disk, a read-only folder
             raise HTTPException(500, f"Could not save the avatar file: {e}") from None
 
@@ -152,7 +155,7 @@ def avatars_router(
     async def get_avatar(avatar_id: str, me: SignedIn) -> dict:
         if avatar_id not in offered():
             raise HTTPException(404, f"There is no avatar {avatar_id!r} here.")
-        config = load_avatar(avatar_id)
+        config = catalog.load(avatar_id)
         return {
             **describe(avatar_id, me, accounts.avatar_owners()),
             "config": config.model_dump(),
@@ -167,7 +170,7 @@ def avatars_router(
         config = parse(data)
         if isinstance(config, JSONResponse):
             return config
-        if avatar_path(config.id) is not None:
+        if catalog.path(config.id) is not None:
             return JSONResponse(
                 {
                     "detail": f"There is already an avatar with the id {config.id!r}.",
@@ -209,20 +212,17 @@ def avatars_router(
                 f"{config.name} is in {calls} call{'s' if calls > 1 else ''} right now; "
                 "delete it when they have ended.",
             )
-        await asyncio.to_thread(delete_avatar_file, avatar_id)
+        await asyncio.to_thread(delete_avatar_file, catalog, avatar_id)
         accounts.release_avatar(avatar_id)
         forgotten = 0
-        settings = get_settings()
-        if settings.memory:
-            from memory.session import open_store
-
-            store = await asyncio.to_thread(open_store, settings.memory_location)
+        store = await asyncio.to_thread(lambda: runtime.memory)
+        if store is not None:
             forgotten = await asyncio.to_thread(store.forget_avatar, avatar_id)
         return {"deleted": avatar_id, "conversations_deleted": forgotten}
 
     @router.get("/voices")
     async def voices(_me: SignedIn) -> list[str]:
-        return piper_voice_names()
+        return piper_voice_names(voices_dir)
 
     @router.post("/voices/preview", response_class=Response)
     async def preview(me: SignedIn, data: Any = Body(...)) -> Response:  # noqa: B008
@@ -232,16 +232,17 @@ def avatars_router(
             return invalid(field_errors(e))
         text = request.text.strip()[:PREVIEW_MAX_CHARS]
         try:
-            path = piper_voice(request.voice.piper_voice)
+            path = piper_voice(request.voice.piper_voice, voices_dir)
         except ModelMissingError as e:
             return invalid([("voice.piper_voice", str(e))])
         async with preview_lock:
-            wav = await asyncio.to_thread(_synthesize_wav, path, request.voice, text)
+            voice = await asyncio.to_thread(runtime.models.voice, str(path))
+            wav = await asyncio.to_thread(_synthesize_wav, voice, request.voice, text)
         return Response(wav, media_type="audio/wav", headers={"Cache-Control": "no-store"})
 
     @router.get("/llm/models")
     async def llm_models(_me: SignedIn) -> dict:
-        return await asyncio.to_thread(_llm_models)
+        return await asyncio.to_thread(_llm_models, runtime)
 
     return router
 
@@ -256,21 +257,19 @@ def avatar_template() -> dict[str, Any]:
     return out
 
 
-def _synthesize_wav(path, voice: VoiceConfig, text: str) -> bytes:
-    from processors.piper_tts import shared_voice, synthesis_config
-
+def _synthesize_wav(piper: Any, voice: VoiceConfig, text: str) -> bytes:
     out = io.BytesIO()
     with wave.open(out, "wb") as wav:
-        shared_voice(path).synthesize_wav(text, wav, syn_config=synthesis_config(voice))
+        piper.synthesize_wav(text, wav, syn_config=voice.synthesis_config())
     return out.getvalue()
 
 
-def _llm_models() -> dict:
+def _llm_models(runtime: Runtime) -> dict:
     """What the editor's model field can offer, and what a choice means on this server."""
-    settings = get_settings()
-    if settings.llm_backend != "embedded" and ollama_running(settings):
+    settings, llm = runtime.settings, runtime.llm
+    if settings.llm_backend != "embedded" and llm.ollama_running():
         try:
-            models = ollama_models(settings)
+            models = llm.ollama_models()
         except Exception:  # went away since the probe: offer no list, the field stays free text
             models = []
         return {
@@ -279,7 +278,7 @@ def _llm_models() -> dict:
             "note": "Ollama answers with the model you pick; one it doesn't have yet is "
             "downloaded at the first call (needs internet).",
         }
-    served = embedded_model(settings) if settings.llm_backend != "ollama" else None
+    served = llm.embedded_model() if settings.llm_backend != "ollama" else None
     return {
         "backend": "embedded" if served else None,
         "models": [],

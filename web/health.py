@@ -7,40 +7,39 @@ one HTTP probe of the LLM server, one read of the memory store (opened once per 
 from __future__ import annotations
 
 from bots.config import AvatarConfig
-from bots.llm_backend import llm_health
-from bots.models import ModelMissingError, cache_dir, piper_voice
-from bots.settings import get_settings
+from bots.models import ModelMissingError, piper_voice
+from bots.runtime import Runtime
 
 MODELS_FIX = "Run `make models` on the server."
 
 
-def _stt() -> dict:
-    model = get_settings().whisper_model
-    if model == "tiny.en" and not (cache_dir() / "ggml-tiny.en.bin").exists():
+def _stt(runtime: Runtime) -> dict:
+    model = runtime.settings.whisper_model
+    if model == "tiny.en" and not (runtime.settings.cache_dir / "ggml-tiny.en.bin").exists():
         fix = f"Whisper is not prepared. {MODELS_FIX}"
         return {"ok": False, "engine": "whisper.cpp", "fix": fix}
     return {"ok": True, "engine": "whisper.cpp", "model": model}
 
 
-def _tts(avatars: list[AvatarConfig]) -> dict:
+def _tts(runtime: Runtime, avatars: list[AvatarConfig]) -> dict:
     for avatar in avatars:
         try:
-            piper_voice(avatar.voice.piper_voice)
+            piper_voice(avatar.voice.piper_voice, runtime.settings.voices_dir)
         except ModelMissingError as e:
             return {"ok": False, "engine": "piper", "fix": f"{avatar.name}'s voice: {e}"}
     return {"ok": True, "engine": "piper"}
 
 
-def _memory() -> dict:
-    settings = get_settings()
+def _memory(runtime: Runtime) -> dict:
+    settings = runtime.settings
     if not settings.memory:
         return {"ok": True, "engine": "off", "note": "Memory is off (AVATARS_MEMORY=0)."}
     try:
-        from memory.session import open_store
-
         # Opened once per process (with its embedder, found or prepared then): after that this
         # is one small read, cheap enough for the lobby's polling.
-        open_store(settings.memory_location).schema_version()
+        store = runtime.memory
+        assert store is not None
+        store.schema_version()
     except ModelMissingError as e:
         return {"ok": False, "engine": "lancedb", "fix": str(e)}
     except Exception as e:  # a broken database must show here, not as a silent avatar
@@ -53,7 +52,12 @@ def _memory() -> dict:
     return {"ok": True, "engine": "lancedb"}
 
 
-def health_report(avatars: list[AvatarConfig]) -> dict:
+def health_report(runtime: Runtime, avatars: list[AvatarConfig]) -> dict:
     """``{"ok", "llm", "stt", "tts", "memory"}``; each part has ``ok`` and, when down, ``fix``."""
-    parts = {"llm": llm_health(), "stt": _stt(), "tts": _tts(avatars), "memory": _memory()}
+    parts = {
+        "llm": runtime.llm.health(),
+        "stt": _stt(runtime),
+        "tts": _tts(runtime, avatars),
+        "memory": _memory(runtime),
+    }
     return {"ok": all(p["ok"] for p in parts.values()), **parts}

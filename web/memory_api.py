@@ -27,9 +27,8 @@ from dataclasses import asdict
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 
-from bots.settings import get_settings
+from bots.runtime import Runtime
 from memory.extract import render_profile
-from memory.session import open_store
 from memory.store import Card, MemoryStore
 from web.auth import signed_in_user
 
@@ -39,25 +38,26 @@ def current_user(request: Request) -> str:
     return signed_in_user(request).id
 
 
-def _store() -> MemoryStore:
-    settings = get_settings()
-    if not settings.memory:
-        raise HTTPException(404, "memory is off on this server (AVATARS_MEMORY=0)")
-    return open_store(settings.memory_location)
-
-
 def memory_router(
+    runtime: Runtime,
     offered: Callable[[], list[str]],
     before_forget: Callable[[str], Awaitable[None]] | None = None,
 ) -> APIRouter:
     """The memory routes.
 
     Args:
+        runtime: the process's runtime (its memory store).
         offered: lists the avatar ids this server has.
         before_forget: awaited with the user id before "forget me" deletes anything (ends
             that person's live calls, so they write nothing afterwards).
     """
     router = APIRouter(prefix="/api/memory", tags=["memory"])
+
+    def _store() -> MemoryStore:
+        store = runtime.memory
+        if store is None:
+            raise HTTPException(404, "memory is off on this server (AVATARS_MEMORY=0)")
+        return store
 
     def avatar_param(avatar: str | None = Query(None)) -> str:
         ids = offered()

@@ -11,8 +11,10 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
+from pipecat.audio.filters.base_audio_filter import BaseAudioFilter
 from pipecat.frames.frames import InputAudioRawFrame, OutputAudioRawFrame, StartFrame
 from pipecat.transports.base_input import BaseInputTransport
 from pipecat.transports.base_output import BaseOutputTransport
@@ -25,8 +27,9 @@ FRAME_SAMPLES = RATE // 50  # 20 ms
 class ScriptedInput(BaseInputTransport):
     """A microphone that plays queued speech, then silence, forever, in real time."""
 
-    def __init__(self, params: TransportParams):
+    def __init__(self, params: TransportParams, transport: ScriptedTransport):
         super().__init__(params)
+        self._transport = transport
         self._pending = np.zeros(0, dtype=np.int16)
         self._mic_task: asyncio.Task | None = None
         self._drained = asyncio.Event()
@@ -39,6 +42,7 @@ class ScriptedInput(BaseInputTransport):
         await self.set_transport_ready(frame)
         if not self._mic_task:
             self._mic_task = self.create_task(self._mic())
+            await self._transport.connected()
 
     async def cleanup(self):
         if self._mic_task:
@@ -77,20 +81,26 @@ class ScriptedInput(BaseInputTransport):
 
 @dataclass
 class HeardChunk:
-    """One chunk the speaker played: when (wall clock) and how loud."""
+    """One chunk the speaker played: when (wall clock; ``mono``: monotonic) and how loud."""
 
     at: float
     duration: float
     rms: float
+    mono: float = 0.0
 
 
 class RecordingOutput(BaseOutputTransport):
-    """A speaker that plays out in real time and remembers what it played."""
+    """A speaker that plays out in real time and remembers what it played (and was told)."""
 
     def __init__(self, params: TransportParams):
         super().__init__(params)
         self.heard: list[HeardChunk] = []
+        self.messages: list[Any] = []
+        """Messages for the client (RTVI), as a browser would receive them."""
         self._clock = 0.0
+
+    async def send_message(self, frame) -> None:
+        self.messages.append(frame.message)
 
     async def start(self, frame: StartFrame):
         await super().start(frame)
@@ -103,27 +113,38 @@ class RecordingOutput(BaseOutputTransport):
         # Pace like a sound card: a chunk takes its own duration to play.
         self._clock = max(self._clock, now) + duration
         rms = float(np.sqrt(np.mean(samples.astype(np.float64) ** 2))) if len(samples) else 0.0
-        self.heard.append(HeardChunk(time.time(), duration, rms))
+        self.heard.append(HeardChunk(time.time(), duration, rms, now))
         await asyncio.sleep(max(0.0, self._clock - now - duration))
         return True
 
 
 @dataclass
 class ScriptedTransport(BaseTransport):
-    """Transport with a scripted mic and a recording speaker."""
+    """Transport with a scripted mic and a recording speaker.
 
-    params: TransportParams = field(
-        default_factory=lambda: TransportParams(
-            audio_in_enabled=True,
-            audio_in_sample_rate=RATE,
-            audio_out_enabled=True,
-        )
-    )
+    The class is a ``TransportFactory`` (``bots.session``): a session builds it with its
+    ``audio_out_filter`` (the playback gate) and keeps it as ``session.transport``. The client
+    "connects" when the microphone starts.
+    """
+
+    audio_out_filter: BaseAudioFilter | None = None
+    params: TransportParams = field(init=False)
 
     def __post_init__(self):
         super().__init__()
-        self.mic = ScriptedInput(self.params)
+        self.params = TransportParams(
+            audio_in_enabled=True,
+            audio_in_sample_rate=RATE,
+            audio_out_enabled=True,
+            audio_out_filter=self.audio_out_filter,
+        )
+        self._register_event_handler("on_client_connected")
+        self._register_event_handler("on_client_disconnected")
+        self.mic = ScriptedInput(self.params, self)
         self.speaker = RecordingOutput(self.params)
+
+    async def connected(self) -> None:
+        await self._call_event_handler("on_client_connected", self)
 
     def input(self) -> ScriptedInput:
         return self.mic

@@ -1,9 +1,15 @@
-"""Synthesize test speech offline: Piper (in-process) and espeak-ng (CLI), int16 mono 16 kHz."""
+"""Synthesize test speech offline: Piper (in-process) and espeak-ng (CLI), int16 mono 16 kHz.
+
+For tests and benchmarks only (the product never imports ``testkit``). The Piper voice is
+loaded once per process (``_piper_voice``): test tooling, not the product's model handling,
+which lives in ``bots.runtime``.
+"""
 
 from __future__ import annotations
 
 import subprocess
 import tempfile
+from functools import cache
 from pathlib import Path
 
 import numpy as np
@@ -21,11 +27,13 @@ def _to_16k_int16(audio: np.ndarray, rate: int) -> np.ndarray:
     return (np.clip(audio, -1.0, 1.0) * 32767).astype(np.int16)
 
 
+@cache
 def _piper_voice(name: str = "en_US-joe-medium"):
-    from bots.models import piper_voice
-    from processors.piper_tts import shared_voice
+    from piper import PiperVoice
 
-    return shared_voice(piper_voice(name))
+    from bots.models import piper_voice
+
+    return PiperVoice.load(piper_voice(name))
 
 
 def piper_say(text: str, length_scale: float = 1.0) -> np.ndarray:
@@ -51,3 +59,21 @@ def espeak_say(text: str, voice: str = "en-us", wpm: int = 170) -> np.ndarray:
         )
         audio, rate = soundfile.read(wav, dtype="float32", always_2d=True)
     return _to_16k_int16(audio.mean(axis=1), rate)
+
+
+def trim_silence(pcm: np.ndarray, threshold: float = 300, frame: int = 320) -> np.ndarray:
+    """Cut the silence synthesizers put around speech (100-420 ms at the end).
+
+    The benchmark times from the last sample it plays: with trailing silence left in, a bot
+    would get credit for silence that the user never "spoke". Speech is the span of 20 ms
+    frames louder than ``threshold`` (int16 RMS, -40 dBFS), plus one frame either side.
+    """
+    n = len(pcm) // frame
+    if n == 0:
+        return pcm
+    rms = np.sqrt(np.mean(pcm[: n * frame].astype(np.float64).reshape(n, frame) ** 2, axis=1))
+    loud = np.nonzero(rms > threshold)[0]
+    if not len(loud):
+        return pcm
+    first, last = max(0, int(loud[0]) - 1), min(n, int(loud[-1]) + 2)
+    return pcm[first * frame : last * frame]

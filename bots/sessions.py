@@ -1,8 +1,10 @@
-"""Run one voice session per connection, and end each one cleanly.
+"""The calls this process runs: start each one, know who is in which, end each one cleanly.
 
-Every browser connection (WebRTC peer or WebSocket) gets its own pipeline worker, built from
-its avatar's config; heavy models are shared per process (see ``processors``). A session ends
-when its client disconnects, when it idles out, or on shutdown, and is then forgotten.
+Every connection (WebRTC peer, WebSocket, the local sound card, a Daily room) gets its own
+``VoiceSession``, built from its avatar's config on the process's ``Runtime`` (models are
+shared). A session ends when its client disconnects, when it idles out, on shutdown, or after
+its turn when the person's sign-in ends; it then finishes writing its memories in the
+background and is forgotten.
 """
 
 from __future__ import annotations
@@ -14,17 +16,12 @@ import weakref
 from dataclasses import dataclass
 
 from loguru import logger
-from pipecat.processors.frameworks.rtvi.frames import RTVIServerMessageFrame
-from pipecat.transports.base_transport import BaseTransport
-from pipecat.workers.runner import WorkerRunner
 
-from bots.config import AvatarConfig, load_avatar
-from bots.llm_backend import LLMBackend, resolve_backend
-from bots.pipeline import VoiceSession, build_session
-from memory.writer import when_llm_idle
-from processors.turn_latency import TurnLatency
+from bots.config import AvatarConfig
+from bots.llm_backend import LLMBackend
+from bots.runtime import Runtime
+from bots.session import TransportFactory, VoiceSession
 
-_background: set[asyncio.Task] = set()
 FORGOTTEN = "Everything about you was deleted, so this call ended."
 
 
@@ -41,24 +38,22 @@ class RunningSession:
     """The sign-in token it was started with (room sessions); the call ends when it does."""
 
 
-def _spawn(coro, name: str) -> None:
-    """Run ``coro`` in the background, keeping a reference until it is done."""
-    task = asyncio.create_task(coro, name=name)
-    _background.add(task)
-    task.add_done_callback(_background.discard)
-
-
 class SessionManager:
-    """Starts, tracks and stops voice sessions in this process."""
+    """Starts, tracks and stops voice sessions in this process.
 
-    def __init__(self, *, greet: bool = True):
+    Args:
+        runtime: the process's runtime, which every session is built on.
+        greet: whether avatars greet people when they connect.
+    """
+
+    def __init__(self, runtime: Runtime, *, greet: bool = True):
+        self.runtime = runtime
         self.greet = greet
         self.active: dict[str, RunningSession] = {}
         # Ended sessions still writing their memories (last chunk, distillation).
         self.finishing: dict[str, RunningSession] = {}
         # Every session ever started, weakly: what is still alive after ending is a leak.
         self._all: list[weakref.ref[VoiceSession]] = []
-        when_llm_idle(lambda: not self.active)
 
     async def prepare(self, avatar_id: str) -> tuple[AvatarConfig, LLMBackend]:
         """Check that a session for ``avatar_id`` can start, before accepting a connection.
@@ -66,16 +61,16 @@ class SessionManager:
         Raises:
             AvatarConfigError, LLMUnavailableError: with a message that says what to do.
         """
-        avatar = load_avatar(avatar_id)
+        avatar = self.runtime.avatars.load(avatar_id)
         # Probing the LLM servers is blocking HTTP: keep it off the event loop.
-        backend = await asyncio.to_thread(resolve_backend, avatar.llm.ollama_model)
+        backend = await asyncio.to_thread(self.runtime.llm.resolve, avatar.llm.ollama_model)
         return avatar, backend
 
     async def start(
         self,
         avatar: AvatarConfig,
         backend: LLMBackend,
-        transport: BaseTransport,
+        transport: TransportFactory,
         *,
         user_id: str,
         username: str = "",
@@ -86,34 +81,23 @@ class SessionManager:
         Args:
             avatar: the character.
             backend: the LLM server.
-            transport: the connection.
+            transport: opens the connection (with the session's audio-out filter).
             user_id: whose memories this session reads and writes.
             username: shown to others in the lobby.
             login: the sign-in token behind the connection, if any (see ``end_calls``).
         """
         # Unique across restarts: conversations are stored under this id.
         sid = f"{avatar.id}-{uuid.uuid4().hex[:10]}"
-        session = build_session(avatar, transport, backend=backend, session_id=sid, user_id=user_id)
+        session = VoiceSession(
+            avatar,
+            transport,
+            self.runtime,
+            backend=backend,
+            user_id=user_id,
+            session_id=sid,
+            greet=self.greet,
+        )
         await session.prepare()
-
-        @transport.event_handler("on_client_connected")
-        async def _on_connected(_transport, _client):
-            logger.info(f"[{sid}] client connected")
-            if self.greet:
-                await session.greet()
-
-        @transport.event_handler("on_client_disconnected")
-        async def _on_disconnected(_transport, _client):
-            logger.info(f"[{sid}] client disconnected")
-            await session.worker.cancel()
-
-        async def _send_latency(lat: TurnLatency):
-            # Shown under the transcript on the page (RTVI server message).
-            await session.worker.queue_frame(
-                RTVIServerMessageFrame(data={"type": "turn-latency", **lat.as_dict()})
-            )
-
-        session.latency.add_listener(_send_latency)
         task = asyncio.create_task(self._run(sid, session), name=f"session-{sid}")
         running = RunningSession(sid, session, task, user_id, username, login)
         self._all = [r for r in self._all if r() is not None] + [weakref.ref(session)]
@@ -123,9 +107,7 @@ class SessionManager:
 
     async def _run(self, sid: str, session: VoiceSession) -> None:
         try:
-            runner = WorkerRunner(handle_sigint=False)
-            await runner.add_workers(session.worker)
-            await runner.run()
+            await session.run()
         except Exception:
             logger.exception(f"[{sid}] session failed")
         finally:
@@ -134,7 +116,7 @@ class SessionManager:
             # The last chunk and the LLM's distillation happen after the person has gone.
             if running is not None:
                 self.finishing[sid] = running
-            _spawn(self._finish(sid, session), f"finish-{sid}")
+            self.runtime.jobs.spawn(self._finish(sid, session), f"finish-{sid}")
 
     async def _finish(self, sid: str, session: VoiceSession) -> None:
         try:
@@ -163,7 +145,7 @@ class SessionManager:
         """End every call of ``user_id`` (or started with sign-in ``login``) after its turn."""
         for running in list(self.active.values()):
             if (user_id and running.user_id == user_id) or (login and running.login == login):
-                _spawn(running.session.end_after_turn(reason), f"end-{running.id}")
+                self.runtime.jobs.spawn(running.session.end_after_turn(reason), f"end-{running.id}")
 
     async def forget(self, user_id: str) -> None:
         """Before "forget me": end the person's calls now and stop every write of theirs."""
@@ -190,7 +172,7 @@ class SessionManager:
                     and not running.session.ending
                     and not await asyncio.to_thread(still_valid, running.login)
                 ):
-                    _spawn(
+                    self.runtime.jobs.spawn(
                         running.session.end_after_turn(
                             "Your sign-in expired. Sign in again to keep talking."
                         ),
@@ -202,5 +184,4 @@ class SessionManager:
         for running in list(self.active.values()):
             await running.session.worker.cancel()
         await asyncio.gather(*(r.task for r in list(self.active.values())), return_exceptions=True)
-        if _background:
-            await asyncio.wait(list(_background), timeout=30)
+        await self.runtime.close()

@@ -27,9 +27,11 @@ from aiortc import (
 )
 from av import AudioFrame
 
+from bots.patches import install_patches
+
 # The client stands in for a browser, whose ICE consent checks are as patient as the room's
-# (see transports/webrtc.py): importing it applies the same consent check here.
-import transports.webrtc  # noqa: F401, E402
+# (see transports/webrtc.py): the same patches apply here.
+install_patches()
 
 RATE = 48000
 FRAME = RATE // 50  # 20 ms

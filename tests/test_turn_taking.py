@@ -1,0 +1,269 @@
+"""Turn taking on a scripted timeline: fast, deterministic, no models.
+
+Each test writes a conversation as a :class:`testkit.fakes.Script` (who says what when, what
+the LLM answers), replays it at ``SPEED`` times real time through a real ``VoiceSession``
+(``testkit.fakes`` says which parts are scripted), and asserts on the session's turn events
+(``processors.turn_state``) and their timestamps, in scripted seconds. The same behaviours are
+checked with real models and real speech in ``test_voice_pipeline.py`` and the browser tests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from bots.config import BUILTIN_AVATARS, AvatarConfig
+from bots.llm_backend import LLMBackend
+from bots.pipeline import RESUME_AFTER_NOISE_PROMPT
+from bots.runtime import Runtime
+from bots.session import VoiceSession
+from bots.sessions import SessionManager
+from bots.settings import Settings
+from processors.turn_state import TurnEvent
+from testkit.fakes import Script, ScriptedLLMServer, ScriptedModels
+from testkit.harness import ScriptedTransport
+from testkit.net import wait_for
+
+SPEED = 4.0
+STORY = (
+    "Once upon a time a small dragon lived high in the mountains and every "
+    "morning she flew over the valley to count the sheep."
+)  # 24 words: 8 scripted seconds of speech at 3 words a second
+
+
+@dataclass
+class Call:
+    """A session replaying a script, and where to look."""
+
+    script: Script
+    session: VoiceSession
+    transport: ScriptedTransport
+    llm: ScriptedLLMServer
+    started: float
+
+    def at(self, event: TurnEvent) -> float:
+        """When ``event`` happened, in scripted seconds from the start of the script."""
+        return self.script.scripted(event.at - self.started)
+
+    def events(self, kind: str) -> list[TurnEvent]:
+        return [e for e in self.session.turns.events if e.kind == kind]
+
+    def first(self, kind: str, after: float = 0.0) -> TurnEvent:
+        return next(e for e in self.events(kind) if self.at(e) >= after)
+
+    def voiced(self, since: float, until: float) -> float:
+        """Scripted seconds of bot audio played between two scripted times."""
+        lo, hi = self.started + self.script.secs(since), self.started + self.script.secs(until)
+        heard = self.transport.speaker.heard
+        wall = sum(c.duration for c in heard if c.rms > 300 and lo <= c.mono < hi)
+        return self.script.scripted(wall)
+
+    async def until(self, cond, scripted_secs: float, what: str):
+        return await wait_for(cond, self.script.secs(scripted_secs) + 5, what)
+
+
+def scripted_runtime(script: Script, llm: ScriptedLLMServer, data_dir: Path) -> Runtime:
+    settings = Settings(
+        memory=False,
+        llm_backend="embedded",
+        llm_port=llm.port,
+        stt_interim_secs=0.0,
+        data_dir=data_dir,
+    )
+    return Runtime(settings, models=ScriptedModels(script))
+
+
+@pytest.fixture
+async def call(tmp_path) -> AsyncIterator:
+    """``await call(script)`` starts the script on a fresh Lumina session."""
+    running: list[tuple[Call, asyncio.Task]] = []
+
+    async def start(script: Script, avatar: AvatarConfig | None = None) -> Call:
+        llm = await ScriptedLLMServer(script).__aenter__()
+        runtime = scripted_runtime(script, llm, tmp_path)
+        session = VoiceSession(
+            script.avatar(avatar or BUILTIN_AVATARS.load("lumina")),
+            ScriptedTransport,
+            runtime,
+            backend=LLMBackend("embedded", llm.base_url, "scripted"),
+            user_id="scripted",
+            greet=False,
+            idle_timeout_secs=None,
+        )
+        session.turns.settle_secs = script.secs(1.0)
+        assert isinstance(session.transport, ScriptedTransport)
+        task = asyncio.create_task(session.run())
+        await asyncio.sleep(0.3)  # the graph starts; the microphone sends silence
+        started = time.monotonic()
+        c = Call(script, session, session.transport, llm, started)
+        running.append((c, task))
+        asyncio.create_task(script.play(session.transport.mic, started))
+        return c
+
+    yield start
+    for c, task in running:
+        await c.session.worker.cancel()
+        await asyncio.wait_for(task, 10)
+        await c.llm.__aexit__(None, None, None)
+
+
+async def test_a_question_is_heard_answered_and_recorded_as_heard(call):
+    script = Script(speed=SPEED)
+    script.say("What is the capital of France?", at=0.5, duration=1.5)
+    script.answer("Paris is the capital of France.", to="capital")
+    c = await call(script)
+
+    reply = await c.until(lambda: c.events("reply"), 8, "the answer")
+    await c.until(lambda: c.events("bot_stopped"), 2, "the voice to stop")
+    turns = ("user_started", "user_stopped", "bot_started")
+    events = [e.kind for e in c.session.turns.events if e.kind in turns]
+    assert events == list(turns) and not c.events("interrupted")
+    assert c.at(c.first("bot_started")) < c.at(reply[0]) < c.at(c.first("bot_stopped")) + 0.5
+    assert c.events("user_stopped")[0].text == "What is the capital of France?"
+    assert reply[0].text == "Paris is the capital of France." and not reply[0].interrupted
+    # It answered promptly (scripted seconds: Pipecat's own fixed waits count x SPEED here).
+    assert c.at(c.first("bot_started")) - 2.0 < 2.0
+    # The whole answer was played: 6 words at 3 words a second.
+    assert c.voiced(2.0, 8.0) == pytest.approx(2.0, abs=0.3)
+    assert [t.role for t in c.session.turns.transcript] == ["user", "assistant"]
+
+
+async def test_talking_over_the_bot_stops_it_and_keeps_only_the_heard_words(call):
+    script = Script(speed=SPEED)
+    script.say("Tell me a story about a dragon.", at=0.5, duration=1.5)
+    script.answer(STORY, to="dragon")
+    barge = script.say("Wait, what was her name?", at=5.0, duration=1.5)
+    script.answer("Her name was Ember.", to="name")
+    c = await call(script)
+
+    await c.until(lambda: len(c.events("reply")) >= 2, 14, "the story and the next answer")
+    story, answer = c.events("reply")[:2]
+    spoke_at = c.at(c.first("bot_started"))
+
+    # The voice is held at the first speech-like sound, the interruption follows, and the
+    # bot is silent from then until the person has finished their question.
+    held = c.first("held", after=barge.at)
+    assert barge.at <= c.at(held) < barge.at + 0.2
+    interrupted = c.first("interrupted", after=barge.at)
+    assert c.at(interrupted) < barge.at + 0.6
+    assert c.voiced(c.at(held) + 0.1, barge.at + barge.duration) == 0.0
+    # Only what was played is kept: a prefix of the story, as long as the time it played.
+    assert story.interrupted and STORY.startswith(story.text)
+    heard_words = len(story.text.split())
+    assert abs(heard_words - (barge.at - spoke_at) * script.words_per_sec) <= 3
+    assert heard_words < len(STORY.split())
+    # The LLM's next request carries the story as heard, not as generated.
+    request = c.llm.requests[-1]
+    assistant = [m["content"] for m in request.messages if m["role"] == "assistant"]
+    assert assistant == [story.text]
+    assert not c.llm.requests[0].finished or c.llm.requests[0].sent == STORY
+    assert answer.text == "Her name was Ember." and not answer.interrupted
+
+
+async def test_a_cough_over_the_bot_pauses_its_voice_and_it_goes_on_from_the_same_word(call):
+    script = Script(speed=SPEED)
+    script.say("Tell me a story about a dragon.", at=0.5, duration=1.5)
+    script.answer(STORY, to="dragon")
+    cough = script.noise(at=5.0, duration=0.2)  # over before the barge-in minimum
+    c = await call(script)
+
+    story = (await c.until(lambda: c.events("reply"), 16, "the story"))[0]
+    await c.until(lambda: c.events("bot_stopped"), 2, "the voice to stop")
+    assert not c.events("interrupted") and not story.interrupted
+    assert story.text == STORY  # nothing was skipped...
+    held, released = c.first("held", after=cough.at), c.first("released", after=cough.at)
+    assert c.at(held) < cough.at + 0.15
+    assert c.at(released) - c.at(held) < 1.0  # ...only paused, until the VAD heard silence
+    assert c.voiced(c.at(held) + 0.1, c.at(released)) == 0.0
+    # 24 words at 3 words a second, all of it played.
+    assert c.voiced(0.0, 20.0) == pytest.approx(8.0, abs=0.5)
+
+
+async def test_an_acknowledgement_over_the_bot_is_not_an_interruption(call):
+    script = Script(speed=SPEED)
+    script.say("Tell me a story about a dragon.", at=0.5, duration=1.5)
+    script.answer(STORY, to="dragon")
+    script.say("Mm-hm.", at=5.0, duration=0.3)  # long enough for the VAD, too short to cut in
+    c = await call(script)
+
+    story = (await c.until(lambda: c.events("reply"), 16, "the story"))[0]
+    assert story.text == STORY and not story.interrupted
+    assert not c.events("interrupted")
+    assert [t.text for t in c.session.turns.turns("user")] == ["Tell me a story about a dragon."]
+    assert len(c.llm.requests) == 1  # "mm-hm" never became a turn for the LLM
+
+
+async def test_speech_in_the_grace_window_alone_does_not_cut_the_reply_off(call):
+    script = Script(speed=SPEED)
+    script.say("Tell me a story about a dragon.", at=0.5, duration=1.5)
+    script.answer(STORY, to="dragon", ttft=0.0)
+    c = await call(script)
+    spoke = await c.until(lambda: c.events("bot_started"), 4, "the story to start")
+    # The person's echo of the bot's first syllables: 0.2 s inside the 300 ms grace window.
+    await c.transport.mic.say(script.pcm(script.noise(at=c.at(spoke[0]), duration=0.2)))
+
+    story = (await c.until(lambda: c.events("reply"), 16, "the story"))[0]
+    assert story.text == STORY and not c.events("interrupted")
+
+
+async def test_a_noise_that_cut_the_bot_off_makes_it_pick_up_where_it_was(call):
+    script = Script(speed=SPEED)
+    script.say("Tell me a story about a dragon.", at=0.5, duration=1.5)
+    script.answer(STORY, to="dragon")
+    noise = script.noise(at=5.0, duration=0.8)  # long enough to interrupt; no words in it
+    script.answer("As I was saying, she counted the sheep.", to=RESUME_AFTER_NOISE_PROMPT[:40])
+    c = await call(script)
+
+    await c.until(lambda: len(c.events("reply")) >= 2, 14, "the bot to resume")
+    cut, resumed = c.events("reply")[:2]
+    assert cut.interrupted and c.at(c.first("interrupted")) >= noise.at
+    assert resumed.text == "As I was saying, she counted the sheep." and not resumed.interrupted
+    # Pipecat's empty-turn recovery asked the LLM to go on, as a user message (the local
+    # servers don't know the developer role), after the story as far as it was heard.
+    last = c.llm.requests[-1].messages
+    assert last[-1] == {"role": "user", "content": RESUME_AFTER_NOISE_PROMPT}
+    assert last[-2] == {"role": "assistant", "content": cut.text}
+    assert [t.text for t in c.session.turns.turns("user")] == ["Tell me a story about a dragon."]
+
+
+async def test_a_call_whose_sign_in_expires_ends_after_the_reply_being_spoken(tmp_path):
+    script = Script(speed=SPEED)
+    script.say("Tell me a story about a dragon.", at=0.5, duration=1.5)
+    script.answer(STORY, to="dragon")
+    async with ScriptedLLMServer(script) as llm:
+        runtime = scripted_runtime(script, llm, tmp_path)
+        manager = SessionManager(runtime, greet=False)
+        lumina = script.avatar(BUILTIN_AVATARS.load("lumina"))
+        backend = LLMBackend("embedded", llm.base_url, "scripted")
+        running = await manager.start(
+            lumina, backend, ScriptedTransport, user_id="u1", username="u1", login="token-1"
+        )
+        session = running.session
+        session.turns.settle_secs = script.secs(1.0)
+        assert isinstance(session.transport, ScriptedTransport)
+        started = time.monotonic()
+        asyncio.create_task(script.play(session.transport.mic, started))
+        valid = {"token-1"}
+        watcher = asyncio.create_task(manager.watch_logins(valid.__contains__, every_secs=0.02))
+        try:
+            await wait_for(lambda: session.turns.bot_speaking, 5, "the story to start")
+            valid.clear()  # the sign-in expires (or the person signs out in another tab)
+            expired = time.monotonic()
+            await asyncio.wait_for(running.task, 20)
+        finally:
+            watcher.cancel()
+
+    events = session.turns.events
+    reply = next(e for e in events if e.kind == "reply")
+    ending = next(e for e in events if e.kind == "ending")
+    assert not reply.interrupted and reply.text == STORY  # the story was not cut off
+    assert expired < reply.at < ending.at  # the call ended only after it
+    assert ending.text.startswith("Your sign-in expired")
+    told = [m for m in session.transport.speaker.messages if m.get("type") == "server-message"]
+    assert told and told[-1]["data"]["type"] == "call-ended"
+    assert not manager.active
