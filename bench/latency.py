@@ -53,6 +53,7 @@ from bench.servers import (
     tree_rss,
 )
 from bench.utterances import UTTERANCES, synthesize, trim_silence
+from bots.runtime import run
 from testkit.webrtc_client import BotCall, call_bot
 
 OUT = Path(__file__).parent / "results"
@@ -130,7 +131,7 @@ def run_sequential(
             done = len(records[name])  # a lost connection ends a block early
             block = range(done, min(first + TURNS_PER_CALL, turns))
             try:
-                recs, rms = asyncio.run(run_block(name, base_url, clips, interruption, block))
+                recs, rms = run(run_block(name, base_url, clips, interruption, block))
             except RuntimeError as e:  # could not connect: the block's turns are errors
                 print(f"  {name}: {e}", flush=True)
                 recs = [failed_turn(clips[i % len(clips)], f"connect: {e}") for i in block]
@@ -254,7 +255,7 @@ def bench_concurrency(
     for n in args.concurrency_list:
         print(f"{name}: {n} simultaneous sessions", flush=True)
         turns = args.concurrency_turns
-        rows.append(asyncio.run(run_concurrency(server, base_url, clips, n, turns)))
+        rows.append(run(run_concurrency(server, base_url, clips, n, turns)))
         print(f"  {concurrency_table([rows[-1]]).splitlines()[-1]}", flush=True)
         save_partial(results)
 

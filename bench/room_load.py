@@ -40,6 +40,7 @@ from bench.latency_report import pct
 from bench.latency_turns import VOICED_RMS, Clip, run_turn, wer
 from bench.servers import ROOT, RssSampler, Server, free_port, llm_server
 from bench.utterances import UTTERANCES, synthesize
+from bots.runtime import run as run_on_event_loop
 from testkit.webrtc_client import BotCall, call_bot, sign_up
 from web.loop_lag import LoopLagMonitor
 
@@ -330,7 +331,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"starting the LLM server and the room (logs: {room.log_path.parent})", flush=True)
         llm.start()
         room.start()
-        run = asyncio.run(run_load(args, f"http://127.0.0.1:{room_port}", room))
+        run = run_on_event_loop(run_load(args, f"http://127.0.0.1:{room_port}", room))
     finally:
         room.stop()
         llm.stop()

@@ -20,7 +20,7 @@ from bots.config import AvatarConfigError
 from bots.llm_backend import LLMUnavailableError
 from bots.models import ModelMissingError
 from bots.patches import PatchVersionError
-from bots.runtime import Runtime
+from bots.runtime import EVENT_LOOP, Runtime, run
 from bots.settings import SettingsError, load_settings
 
 
@@ -55,7 +55,7 @@ def serve_page(args: argparse.Namespace, runtime: Runtime) -> None:
         )
     app = create_app(runtime, [args.avatar], greet=not args.no_greeting)
     print(f"\n  {args.avatar} is at http://{args.host}:{args.port}/\n", flush=True)
-    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning", loop=EVENT_LOOP)
 
 
 async def run_single(args: argparse.Namespace, runtime: Runtime) -> None:
@@ -95,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.transport == "webrtc":
             serve_page(args, runtime)
         else:
-            asyncio.run(run_single(args, runtime))
+            run(run_single(args, runtime))
     except (
         AvatarConfigError,
         LLMUnavailableError,

@@ -6,7 +6,9 @@ next to its subject: ``transports/webrtc.py`` and ``bots/wait_for.py``). Replaci
 else's code is only safe against the exact code it was written for, so each :class:`Patch`
 names the version it was written against, and :func:`install_patches` refuses to start when
 the installed one differs, saying which patch to re-check. A patch that a newer Python or
-library makes unnecessary is not installed at all (``needed``).
+library makes unnecessary is not installed at all (``needed``), or is gone: the draining UDP
+read that 8 calls in one room needed is what uvloop, the loop the product runs on, does itself
+(``bench/udp_drain.py``).
 
 Installed by the process's ``Runtime`` (``bots.runtime``) when it starts, never as a side
 effect of an import. Installing twice is harmless.
@@ -15,9 +17,6 @@ effect of an import. Installing twice is harmless.
 from __future__ import annotations
 
 import asyncio
-import asyncio.selector_events
-import hashlib
-import inspect
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -39,14 +38,12 @@ class Patch:
         name: the attribute replaced, as ``module.Class.attr``.
         why: what it buys, in a line (the measurement is in ``where``).
         where: the module that defines the replacement and explains it.
-        package: the distribution it patches (``"python"`` for the standard library).
+        package: the distribution it patches.
         versions: the versions it was written against (exact).
         owner: a callable returning the object whose attribute is replaced.
         attr: the attribute.
         replacement: given the original attribute, the one to install.
         needed: whether this Python and these libraries still need it.
-        source_sha256: for the standard library: the original's source, which private
-            CPython code may change in any release.
     """
 
     name: str
@@ -58,26 +55,18 @@ class Patch:
     attr: str
     replacement: Callable[[Any], Any]
     needed: Callable[[], bool] = lambda: True
-    source_sha256: str = ""
 
     def check(self) -> None:
         """Raise PatchVersionError unless the installed code is what this was written for."""
-        if self.package == "python":
-            installed = ".".join(map(str, sys.version_info[:2]))
-        else:
-            installed = metadata.version(self.package)
-        original = getattr(self.owner(), self.attr)
-        if installed in self.versions and (
-            not self.source_sha256 or _source_sha256(original) == self.source_sha256
-        ):
+        installed = metadata.version(self.package)
+        if installed in self.versions:
             return
         written = " or ".join(self.versions)
         raise PatchVersionError(
             f"{self.name} is replaced for {self.package} {written} ({self.where}: {self.why}), "
-            f"but {self.package} {installed} is installed"
-            + (" with different code" if installed in self.versions else "")
-            + f". Check that the replacement still fits the new code, then add {installed} to "
-            f"its versions in bots/patches.py; or reinstall the pinned versions (`make install`)."
+            f"but {self.package} {installed} is installed. Check that the replacement still "
+            f"fits the new code, then add {installed} to its versions in bots/patches.py; or "
+            "reinstall the pinned versions (`make install`)."
         )
 
     def install(self) -> bool:
@@ -93,10 +82,6 @@ class Patch:
         setattr(new, _MARK, self.name)
         setattr(owner, self.attr, new)
         return True
-
-
-def _source_sha256(obj: Any) -> str:
-    return hashlib.sha256(inspect.getsource(obj).encode()).hexdigest()
 
 
 def _jitter_buffer_owner() -> Any:
@@ -133,12 +118,6 @@ def _big_buffer(original: Any) -> Any:
     from transports.webrtc import with_big_receive_buffer
 
     return with_big_receive_buffer(original)
-
-
-def _draining_read(_original: Any) -> Any:
-    from transports.webrtc import draining_read_ready
-
-    return draining_read_ready
 
 
 def _wait_for_312(_original: Any) -> Any:
@@ -192,17 +171,6 @@ PATCHES: tuple[Patch, ...] = (
         owner=_stun_protocol,
         attr="connection_made",
         replacement=_big_buffer,
-    ),
-    Patch(
-        name="asyncio.selector_events._SelectorDatagramTransport._read_ready",
-        why="UDP sockets are drained up to 32 datagrams per wakeup, as libuv does",
-        where="transports/webrtc.py",
-        package="python",
-        versions=("3.11", "3.12", "3.13"),
-        owner=lambda: asyncio.selector_events._SelectorDatagramTransport,  # type: ignore[attr-defined]
-        attr="_read_ready",
-        replacement=_draining_read,
-        source_sha256="a94e5a17ae9744963a65fc0b639ab0cdc4ac50d88a9b178202a864eed78f3309",
     ),
 )
 

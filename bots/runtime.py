@@ -20,7 +20,7 @@ drive real sessions on scripted speech, text and audio without loading a model.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
@@ -39,6 +39,18 @@ from memory.store import MemoryStore
 from processors.whisper_stt import Transcriber
 
 T = TypeVar("T")
+
+EVENT_LOOP = "uvloop"
+"""The event loop every process of the product runs on (uvicorn's ``loop=`` name). libuv reads
+a ready UDP socket up to 32 datagrams per wakeup; asyncio's own loop reads one per socket per
+iteration, which 8 calls in one room could not keep up with (``bench/udp_drain.py``)."""
+
+
+def run(main: Coroutine[Any, Any, T]) -> T:
+    """Run ``main`` to completion on the product's event loop (``EVENT_LOOP``)."""
+    import uvloop
+
+    return uvloop.run(main)
 
 
 class Models(Protocol):

@@ -5,13 +5,13 @@ from __future__ import annotations
 import struct
 from pathlib import Path
 
-import jiwer
 import numpy as np
 import pytest
 
 from bots.models import whisper_ggml
 from bots.whisper_ggml import slaney_mel_filters
 from testkit.speech import espeak_say, piper_say
+from testkit.wer import wer
 
 PIPER_TEXT = "The quick brown fox jumps over the lazy dog near the river bank."
 ESPEAK_TEXT = "Please schedule a meeting with the design team for next Tuesday afternoon."
@@ -19,22 +19,6 @@ ESPEAK_TEXT = "Please schedule a meeting with the design team for next Tuesday a
 TRANSCRIBE_PARAMS = dict(
     language="en", single_segment=True, no_timestamps=True, temperature_inc=0.0
 )
-
-_normalise = jiwer.Compose(
-    [
-        jiwer.ToLowerCase(),
-        jiwer.RemovePunctuation(),
-        jiwer.RemoveMultipleSpaces(),
-        jiwer.Strip(),
-        jiwer.ReduceToListOfListOfWords(),
-    ]
-)
-
-
-def wer(reference: str, hypothesis: str) -> float:
-    return jiwer.wer(
-        reference, hypothesis, reference_transform=_normalise, hypothesis_transform=_normalise
-    )
 
 
 def test_slaney_filters_match_transformers():

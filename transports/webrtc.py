@@ -5,13 +5,19 @@ for trickle ICE), so standard Pipecat clients work. No ICE servers are configure
 candidates are enough on one machine or a LAN, and nothing is sent to a STUN server outside.
 
 The bot's receive jitter buffer is shortened (see ``ShortAudioJitterBuffer``). Many calls in
-one process load its event loop, so UDP sockets are drained several datagrams per wakeup
-(``draining_read_ready``) into larger buffers (``connection_made_with_big_buffer``), and ICE
-consent checks tolerate a late loop (``tolerant_query_consent``): bench/room_load.py measured
-calls dropping without these. aiortc, aioice and asyncio have no options for any of them, so
-they replace library code; this module only defines the replacements. They are installed in
-one place, with a check of the exact library version each was written against, by
-``bots.patches`` (when the process's ``Runtime`` starts).
+one process load its event loop, so UDP sockets get larger buffers
+(``with_big_receive_buffer``) and ICE consent checks tolerate a late loop
+(``tolerant_query_consent``): bench/room_load.py measured calls dropping without these.
+aiortc and aioice have no options for them, so they replace library code; this module only
+defines the replacements. They are installed in one place, with a check of the exact library
+version each was written against, by ``bots.patches`` (when the process's ``Runtime`` starts).
+
+The process runs on uvloop (``bots.runtime.run``), which reads a ready UDP socket up to 32
+datagrams per wakeup as libuv does. asyncio's own loop reads one per socket per iteration, so
+8 calls in one loop, whose iterations outlast the 20 ms between a call's packets, lost audio
+and consent checks (6 of 8 calls closed) until a patch drained sockets the way libuv does;
+uvloop makes that patch unnecessary (``bench/udp_drain.py``: 150 of 150 packets read in time
+on a loop busy 20 ms per iteration, as with the patch; asyncio's own read: 42).
 """
 
 from __future__ import annotations
@@ -104,38 +110,6 @@ def with_big_receive_buffer(connection_made):
         connection_made(self, transport)
 
     return connection_made_with_big_buffer
-
-
-# asyncio reads ONE datagram per socket per event-loop iteration. A call receives ~55 packets
-# a second (audio every 20 ms, RTCP, data channel, STUN), so once an iteration takes longer
-# than ~18 ms (8 calls in one process on 2 cores: every call's frame graph runs in the same
-# iteration) each socket drains slower than it fills, however little the loop "lags". `ss -m`
-# showed every room socket's buffer full (512 of 512 KB) and hundreds of drops, with the loop
-# only ~0.3 s late: the consent checks were lost with the audio, and 6 of 8 calls closed.
-# Here a ready socket is drained up to UDP_READS_PER_WAKEUP datagrams at a time, as libuv
-# (uvloop, Node) does; a busy socket can no longer starve, and one socket still can't
-# monopolize the loop. CPython's datagram transport has no such option, hence the patch.
-UDP_READS_PER_WAKEUP = 32
-
-
-def draining_read_ready(self) -> None:
-    """``_SelectorDatagramTransport._read_ready`` reading up to ``UDP_READS_PER_WAKEUP``."""
-    for _ in range(UDP_READS_PER_WAKEUP):
-        if self._conn_lost:
-            return
-        try:
-            data, addr = self._sock.recvfrom(self.max_size)
-        except (BlockingIOError, InterruptedError):
-            return
-        except OSError as exc:
-            self._protocol.error_received(exc)
-            return
-        except (SystemExit, KeyboardInterrupt):
-            raise
-        except BaseException as exc:
-            self._fatal_error(exc, "Fatal read error on datagram transport")
-            return
-        self._protocol.datagram_received(data, addr)
 
 
 # Pipecat ends a session when one audio write takes longer than this, taking it for a peer

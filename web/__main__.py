@@ -19,7 +19,7 @@ from typing import Any
 
 from bots.config import AvatarConfigError
 from bots.patches import PatchVersionError
-from bots.runtime import Runtime
+from bots.runtime import EVENT_LOOP, Runtime
 from bots.settings import SettingsError, load_settings
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
@@ -81,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
                 "  add --https so testers on other machines can talk.",
             ]
     print("\n".join([*lines, ""]), flush=True)
-    uvicorn.run(app, host=host, port=args.port, log_level="warning", **tls)
+    uvicorn.run(app, host=host, port=args.port, log_level="warning", loop=EVENT_LOOP, **tls)
     return 0
 
 
