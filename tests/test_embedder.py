@@ -8,8 +8,10 @@ import pytest
 from bots.models import minilm_dir, minilm_onnx
 from memory.embedder import DIMENSIONS, Embedder
 
-# The reference is sentence-transformers on PyTorch, which the export also needs.
+# The reference is sentence-transformers on PyTorch, which the export also needs (`.[export]`,
+# installed on the default Python only: elsewhere PyPI's torch is a multi-GB CUDA build).
 pytestmark = pytest.mark.slow
+pytest.importorskip("sentence_transformers", reason="needs .[export] (PyTorch)")
 
 TEXTS = [
     "What is my dog called?",
