@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import pytest_asyncio
 
 from bots.config import BUILTIN_AVATARS, AvatarConfig
 from bots.llm_backend import LLMBackend
@@ -28,6 +29,10 @@ from processors.turn_state import TurnEvent
 from testkit.fakes import Script, ScriptedLLMServer, ScriptedModels
 from testkit.harness import ScriptedTransport
 from testkit.net import wait_for
+
+# Each test on an event loop of its own: the timings are the point, so nothing left running by
+# another test (the suite's other tests share one loop) may share its loop.
+pytestmark = pytest.mark.asyncio(loop_scope="function")
 
 SPEED = 4.0
 STORY = (
@@ -78,7 +83,7 @@ def scripted_runtime(script: Script, llm: ScriptedLLMServer, data_dir: Path) -> 
     return Runtime(settings, models=ScriptedModels(script))
 
 
-@pytest.fixture
+@pytest_asyncio.fixture(loop_scope="function")
 async def call(tmp_path) -> AsyncIterator:
     """``await call(script)`` starts the script on a fresh Lumina session."""
     running: list[tuple[Call, asyncio.Task]] = []
