@@ -46,7 +46,10 @@ def make_runtime(runtime):
 
     def make(**settings):
         changed = runtime.settings.model_copy(update=settings)
-        return Runtime(changed, models=runtime.models, patches=runtime.patches)
+        # The same memory database is the same store (one per process, as the product has).
+        same_memory = changed.memory_location == runtime.settings.memory_location
+        memory = runtime.memory if same_memory and changed.memory else None
+        return Runtime(changed, models=runtime.models, memory=memory, patches=runtime.patches)
 
     return make
 

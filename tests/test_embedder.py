@@ -11,7 +11,13 @@ from memory.embedder import DIMENSIONS, Embedder
 # The reference is sentence-transformers on PyTorch, which the export also needs (`.[export]`,
 # installed on the default Python only: elsewhere PyPI's torch is a multi-GB CUDA build).
 pytestmark = pytest.mark.slow
-pytest.importorskip("sentence_transformers", reason="needs .[export] (PyTorch)")
+
+
+@pytest.fixture(autouse=True)
+def _needs_pytorch():
+    # Here, not at import: collecting this file for the fast suite must not load PyTorch.
+    pytest.importorskip("sentence_transformers", reason="needs .[export] (PyTorch)")
+
 
 TEXTS = [
     "What is my dog called?",
