@@ -44,11 +44,6 @@ class BackgroundJobs:
         if not task.cancelled() and (error := task.exception()) is not None:
             logger.opt(exception=error).warning(f"background job {task.get_name()} failed")
 
-    @property
-    def pending(self) -> int:
-        """Jobs still running."""
-        return len(self._tasks)
-
     @contextmanager
     def call(self) -> Iterator[None]:
         """Mark a call in progress for as long as the ``with`` block runs."""
@@ -57,11 +52,6 @@ class BackgroundJobs:
             yield
         finally:
             self._calls -= 1
-
-    @property
-    def calls(self) -> int:
-        """Calls in progress right now."""
-        return self._calls
 
     async def until_idle(
         self, max_wait_secs: float, *, give_up: Callable[[], bool] = lambda: False
