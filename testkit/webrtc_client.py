@@ -107,6 +107,7 @@ class BotCall:
     heard: list[Heard] = field(default_factory=list)
     messages: list[dict] = field(default_factory=list)
     received: list[float] = field(default_factory=list)  # wall-clock arrival of each message
+    pc_id: str = ""  # the server's id of this peer connection (from its answer)
     _tasks: list[asyncio.Task] = field(default_factory=list)
 
     def voiced(self, since: float = 0.0, until: float = float("inf"), threshold: float = 300):
@@ -165,6 +166,15 @@ class BotCall:
             if m.get("type") == "user-transcription" and m.get("data", {}).get("final")
         ]
 
+    def vanish(self) -> None:
+        """Stop answering without saying goodbye, as a laptop that leaves the Wi-Fi does (or a
+        tab that is killed): ICE stops, pings stop; no DTLS close_notify, no RTCP BYE."""
+        for transceiver in self.pc.getTransceivers():
+            ice = transceiver.sender.transport.transport
+            asyncio.ensure_future(ice.stop())
+        for t in self._tasks:
+            t.cancel()
+
     async def close(self, timeout: float = 10) -> None:
         """Hang up (giving up on a clean close after ``timeout`` s)."""
         for t in self._tasks:
@@ -186,6 +196,35 @@ async def sign_up(base_url: str, username: str | None = None) -> dict[str, str]:
         )
         resp.raise_for_status()
         return dict(http.cookies)
+
+
+async def offer_sdp(*kinds: str) -> str:
+    """A real offer's SDP (aiortc's, with host candidates) for these media kinds and a data
+    channel, from a peer connection that is closed again: for signaling tests."""
+    pc = RTCPeerConnection()
+    for kind in kinds:
+        pc.addTransceiver(kind)
+    pc.createDataChannel("chat")
+    await pc.setLocalDescription(await pc.createOffer())
+    sdp = pc.localDescription.sdp
+    await pc.close()
+    return sdp
+
+
+class OfferRefused(RuntimeError):
+    """The server did not answer the offer: its HTTP status and what it said."""
+
+    def __init__(self, status: int, detail: str):
+        super().__init__(f"offer refused ({status}): {detail}")
+        self.status = status
+        self.detail = detail
+
+
+def _detail(resp: httpx.Response) -> str:
+    try:
+        return str(resp.json().get("detail", resp.text))
+    except ValueError:
+        return resp.text
 
 
 async def call_bot(
@@ -262,7 +301,8 @@ async def call_bot(
         resp = await http.post(f"{base_url}/api/offer", json=body)
     if resp.status_code != 200:
         await pc.close()
-        raise RuntimeError(f"offer refused ({resp.status_code}): {resp.text}")
+        raise OfferRefused(resp.status_code, _detail(resp))
     answer = resp.json()
+    call.pc_id = answer.get("pc_id", "")
     await pc.setRemoteDescription(RTCSessionDescription(sdp=answer["sdp"], type=answer["type"]))
     return call

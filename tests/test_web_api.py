@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from fastapi.testclient import TestClient
 
+from testkit.webrtc_client import offer_sdp
 from tests.accounts import sign_up
 from web.app import create_app
 
@@ -32,10 +35,18 @@ def test_health_says_what_to_do_when_no_llm_runs(client):
 
 
 def test_offer_without_an_llm_is_a_503_that_says_how_to_fix_it(client):
-    resp = client.post("/api/offer", json={"sdp": "v=0", "type": "offer"})
+    offer = asyncio.run(offer_sdp("audio"))
+    resp = client.post("/api/offer", json={"sdp": offer, "type": "offer"})
     assert resp.status_code == 503
     assert "make llm" in resp.json()["detail"]
     assert not client.app.state.sessions.active
+    assert client.app.state.admission.stats()["calls"] == 0  # its seat was given back
+
+
+def test_an_offer_no_call_can_come_of_is_a_400_saying_why(client):
+    resp = client.post("/api/offer", json={"sdp": "v=0", "type": "offer"})
+    assert resp.status_code == 400
+    assert "0 media sections" in resp.json()["detail"]
 
 
 @pytest.mark.parametrize(

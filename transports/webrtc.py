@@ -26,14 +26,22 @@ import asyncio
 import contextlib
 import random
 import socket
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 import aioice.ice
 import aioice.stun
+import aiortc.sdp
 from aiortc.jitterbuffer import JitterBuffer
 from loguru import logger
 from pipecat.audio.filters.base_audio_filter import BaseAudioFilter
 from pipecat.transports.base_transport import TransportParams
 from pipecat.transports.smallwebrtc.connection import SmallWebRTCConnection
+from pipecat.transports.smallwebrtc.request_handler import (
+    SmallWebRTCRequest,
+    SmallWebRTCRequestHandler,
+)
 from pipecat.transports.smallwebrtc.transport import SmallWebRTCTransport
 
 # aiortc releases an incoming audio frame only once 4 newer frames have arrived (prefetch=4):
@@ -141,3 +149,142 @@ def webrtc_transport(
             audio_out_filter=audio_out_filter,
         ),
     )
+
+
+class OfferError(ValueError):
+    """The offer itself is bad (its SDP does not parse): the caller's fault, a 400."""
+
+
+MAX_SDP_CHARS = 32_000  # a browser's offer is 2-8 KB, with every candidate it gathered
+MAX_MEDIA_SECTIONS = 8
+
+
+def check_offer(sdp: str, type_: str) -> None:
+    """Refuse an offer no call can come of, before a peer connection is made for it.
+
+    aiortc accepts text with no media section at all ("not an sdp at all" parses as an empty
+    session), which would leave a peer connection that can never connect; an offer must carry
+    an audio section with the ICE credentials and DTLS fingerprint a connection needs.
+
+    Raises:
+        OfferError: what is wrong, in words fit for the caller.
+    """
+    if type_ != "offer":
+        raise OfferError(f"expected an SDP offer, got {type_!r}")
+    if len(sdp) > MAX_SDP_CHARS:
+        raise OfferError(f"the SDP is {len(sdp)} characters long; at most {MAX_SDP_CHARS}")
+    try:
+        session = aiortc.sdp.SessionDescription.parse(sdp)
+    except Exception as e:
+        raise OfferError(f"the offer's SDP could not be read ({e})") from e
+    if not 0 < len(session.media) <= MAX_MEDIA_SECTIONS:
+        raise OfferError(
+            f"the offer's SDP could not be read: {len(session.media)} media sections "
+            f"(expected 1-{MAX_MEDIA_SECTIONS}, one of them audio)"
+        )
+    if not any(m.kind == "audio" for m in session.media):
+        raise OfferError("the offer's SDP could not be read: it has no audio section")
+    for m in session.media:
+        ice_ok = m.ice is not None and m.ice.usernameFragment and m.ice.password
+        if not ice_ok or not m.dtls or not m.dtls.fingerprints:
+            raise OfferError(
+                f"the offer's SDP could not be read: its {m.kind} section lacks ICE credentials "
+                "or a DTLS fingerprint"
+            )
+
+
+class Signaling(SmallWebRTCRequestHandler):
+    """Pipecat's SmallWebRTC signaling, where an offer that fails leaves nothing behind.
+
+    Pipecat's handler logs and swallows an error of the connection callback (a session that
+    could not start), answers the offer with 200 anyway and keeps the connection in its map;
+    and an SDP that does not parse leaves the half-made peer connection open. Both kept peer
+    connections and their tasks alive long after (a burst of bad offers: 5 connections with no
+    session two minutes later). Here either error closes the connection and is raised: a bad
+    SDP as :class:`OfferError`, a failed callback as itself. Renegotiations of a live
+    connection are Pipecat's own.
+    """
+
+    async def handle_web_request(
+        self,
+        request: SmallWebRTCRequest,
+        webrtc_connection_callback: Callable[[Any], Awaitable[None]],
+    ) -> dict[str, str] | None:
+        """Answer an offer: a new peer connection, or a renegotiation of a live one."""
+        if request.pc_id and request.pc_id in self._pcs_map:
+            return await super().handle_web_request(request, webrtc_connection_callback)
+        check_offer(request.sdp, request.type)
+        connection = SmallWebRTCConnection(ice_servers=self._ice_servers)
+        try:
+            try:
+                await connection.initialize(sdp=request.sdp, type=request.type)
+            except Exception as e:
+                raise OfferError(f"the offer's SDP could not be read ({e})") from e
+            connection.add_event_handler("closed", self._forget)
+            await webrtc_connection_callback(connection)
+            answer = connection.get_answer()
+            if answer is None:
+                raise RuntimeError("the peer connection produced no SDP answer")
+        except BaseException:
+            with contextlib.suppress(Exception):
+                await connection.disconnect()
+            raise
+        if connection.pc.connectionState != "closed":  # not already gone again
+            self._pcs_map[answer["pc_id"]] = connection
+        return answer
+
+    async def _forget(self, connection: SmallWebRTCConnection) -> None:
+        self._pcs_map.pop(connection.pc_id, None)
+
+    def connection(self, pc_id: str) -> SmallWebRTCConnection | None:
+        """The live peer connection ``pc_id``, if any."""
+        return self._pcs_map.get(pc_id)
+
+    def count(self) -> int:
+        """Live peer connections."""
+        return len(self._pcs_map)
+
+    def connections(self) -> list[SmallWebRTCConnection]:
+        """Every live peer connection."""
+        return list(self._pcs_map.values())
+
+
+# A page pings over the data channel every second. One that stops (a closed tab, a crashed
+# browser, a laptop that left the network) is gone: aiortc itself only notices when ICE
+# consent checks fail, ~35-60 s later, and the lobby showed the person "talking" until then.
+# A silence is only judged while the event loop is on time: a loop that was itself stalled for
+# a second or more may simply not have read the pings waiting in its socket yet.
+PEER_SILENCE_SECS = 6.0
+WATCH_EVERY_SECS = 0.5
+
+
+async def watch_peer(
+    connection: SmallWebRTCConnection,
+    *,
+    connect_timeout_secs: float,
+    silence_secs: float = PEER_SILENCE_SECS,
+) -> str:
+    """Close a peer connection that never connects, or whose page went quiet.
+
+    Returns why it ended: ``"closed"`` (by either side), ``"never connected"`` or
+    ``"went quiet"``. Closing it ends its session (the transport's disconnect event).
+    """
+    started = time.monotonic()
+    connected = False
+    while True:
+        before = time.monotonic()
+        await asyncio.sleep(WATCH_EVERY_SECS)
+        on_time = time.monotonic() - before < WATCH_EVERY_SECS + 1.0
+        state = connection.pc.connectionState
+        if state in ("closed", "failed"):
+            return "closed"
+        connected = connected or state == "connected"
+        if not connected and time.monotonic() - started > connect_timeout_secs:
+            logger.warning(f"peer {connection.pc_id} did not connect in {connect_timeout_secs}s")
+            await connection.disconnect()
+            return "never connected"
+        last = connection._last_received_time  # Pipecat keeps the last ping only privately
+        if connected and on_time and last is not None and time.time() - last > silence_secs:
+            logger.info(f"peer {connection.pc_id} sent nothing for {silence_secs}s: hanging up")
+            await connection.disconnect()
+            return "went quiet"

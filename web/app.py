@@ -15,8 +15,11 @@ API (everything but /api/room, /api/signup, /api/login needs a signed-in person)
     GET  /api/health       LLM, STT, TTS and memory status, with what to do when one is down
     GET  /api/stats        live sessions, peer connections, tasks, RSS and event-loop lag
                            (``?collect=1``: also sessions still in memory, after a GC)
-    POST /api/offer        SmallWebRTC signaling (Pipecat-compatible), one session per offer
+    POST /api/offer        SmallWebRTC signaling (Pipecat-compatible), one session per offer;
+                           429 beyond your own call limit, 503 when the room is full
+                           (``web.admission``)
     PATCH /api/offer       trickle ICE candidates (only for your own peer connections)
+    POST /api/hangup       end one of your calls now (the page sends it when its tab closes)
     WS   /ws?avatar=ID     the same session over a WebSocket (Pipecat protobuf frames)
 
 The signed-in account is who the voice session is for: its id keys the session's memories.
@@ -30,7 +33,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, cast
 
-from fastapi import Cookie, FastAPI, HTTPException, Query, WebSocket
+from fastapi import Cookie, FastAPI, HTTPException, Query, Request, WebSocket
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from loguru import logger
@@ -38,19 +41,26 @@ from pipecat.transports.smallwebrtc.request_handler import (
     IceCandidate,
     SmallWebRTCPatchRequest,
     SmallWebRTCRequest,
-    SmallWebRTCRequestHandler,
 )
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 
+from bots.capacity import room_capacity
 from bots.config import AvatarCatalog, AvatarConfig, AvatarConfigError
 from bots.llm_backend import LLMBackend, LLMUnavailableError
 from bots.models import ModelMissingError
 from bots.runtime import Runtime
 from bots.sessions import SessionManager
 from bots.warmup import warm_llm, warm_up_models
-from transports.webrtc import webrtc_transport
+from transports.webrtc import (
+    OfferError,
+    Signaling,
+    check_offer,
+    watch_peer,
+    webrtc_transport,
+)
 from transports.websocket import websocket_transport
 from web.accounts import AccountStore
+from web.admission import Admission, Refused, Seat
 from web.auth import COOKIE, RoomOptions, SignedIn, auth_router, websocket_user
 from web.avatars_api import avatars_router
 from web.health import health_report
@@ -83,6 +93,12 @@ class PatchBody(BaseModel):
 
     pc_id: str
     candidates: list[IceCandidateBody]
+
+
+class HangupBody(BaseModel):
+    """Which of your calls to end."""
+
+    pc_id: str = Field(min_length=1, max_length=200)
 
 
 def create_app(
@@ -124,7 +140,8 @@ def create_app(
         catalog.load(avatar_id)  # fail at start-up, naming the bad field, not at first call
     sessions = SessionManager(runtime, greet=greet)
     lag = LoopLagMonitor()
-    webrtc = SmallWebRTCRequestHandler()
+    webrtc = Signaling()
+    admission = Admission(room_capacity(settings), settings.calls_per_person)
     peer_owners: dict[str, str] = {}  # pc_id -> user id, so nobody patches another's call
 
     @asynccontextmanager
@@ -154,6 +171,7 @@ def create_app(
     app = FastAPI(title="Local avatars", lifespan=lifespan)
     app.state.runtime = runtime
     app.state.sessions = sessions
+    app.state.admission = admission
     app.state.accounts = accounts
     app.state.room = room
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
@@ -195,10 +213,21 @@ def create_app(
     ]:
         app.add_api_route(route, _page(STATIC / page), methods=["GET"], include_in_schema=False)
 
+    def admit(user_id: str) -> Seat:
+        try:
+            return admission.admit(user_id)
+        except Refused as e:
+            logger.info(f"call refused ({e.status}): {e.message}")
+            raise HTTPException(e.status, e.message, headers=e.headers()) from None
+
+    def hold_until_done(seat: Seat, task: asyncio.Task) -> None:
+        seat.in_call = True
+        task.add_done_callback(lambda _t: seat.release())
+
     @app.get("/api/health")
     async def health():
         report = await asyncio.to_thread(health_report, runtime, _loadable(catalog, offered()))
-        return {**report, "sessions": len(sessions.active)}
+        return {**report, "sessions": len(sessions.active), "room": admission.stats()}
 
     @app.get("/api/stats")
     async def stats(_user: SignedIn, collect: bool = Query(False)) -> dict:
@@ -211,8 +240,9 @@ def create_app(
             "sessions": len(sessions.active),
             "finishing": len(sessions.finishing),
             "in_memory": sessions.alive() if collect else None,
-            "peer_connections": len(webrtc._pcs_map),  # Pipecat keeps no public count
+            "peer_connections": webrtc.count(),
             "peer_owners": len(peer_owners),
+            "admitted": admission.stats(),
             "tasks": len(asyncio.all_tasks()),
             "rss_mb": _rss_mb(),
             "loop_lag": lag.stats(),
@@ -227,28 +257,53 @@ def create_app(
         login: str | None = Cookie(None, alias=COOKIE),
     ):
         avatar_id = pick_avatar(avatar or (body.request_data or {}).get("avatar"))
-        # Check that a session can start before answering, so a missing LLM is a readable 503
-        # rather than a call that connects and stays silent. (Cheap: a file and a probe.)
         if body.pc_id and peer_owners.get(body.pc_id, user.id) != user.id:
             raise HTTPException(404, "no such peer connection of yours")
+        # A new call takes its seat before the first await, so a burst is counted exactly;
+        # a renegotiation of a live call already has one.
+        renegotiation = bool(body.pc_id and webrtc.connection(body.pc_id))
+        if not renegotiation:
+            try:
+                check_offer(body.sdp, body.type)  # a bad offer is a 400, not a seat taken
+            except OfferError as e:
+                raise HTTPException(400, f"Could not accept the WebRTC offer: {e}.") from None
+        seat = None if renegotiation else admit(user.id)
+        try:
+            return await answer_offer(body, user, avatar_id, login, seat)
+        except BaseException:
+            if seat and not seat.in_call:  # a started call gives it back when it ends
+                seat.release()
+            raise
+
+    async def answer_offer(body: OfferBody, user, avatar_id: str, login, seat: Seat | None):
+        # Check that a session can start before answering, so a missing LLM is a readable 503
+        # rather than a call that connects and stays silent. (Cheap: a file and a probe.)
         prepared = await prepare(avatar_id)
 
         async def on_connection(connection):
             # Called for new peer connections only (also for a stale pc_id, e.g. after a
-            # server restart); renegotiations of a live one reuse its session.
-            try:
-                running = await sessions.start(
-                    *prepared,
-                    functools.partial(webrtc_transport, connection),
-                    user_id=user.id,
-                    username=user.username,
-                    login=login,
-                )
-            except Exception:
-                await connection.disconnect()  # no session: no peer connection left open
-                raise
+            # server restart); renegotiations of a live one reuse its session. An error here
+            # closes the connection (``Signaling``) and fails the offer.
+            running = await sessions.start(
+                *prepared,
+                functools.partial(webrtc_transport, connection),
+                user_id=user.id,
+                username=user.username,
+                login=login,
+            )
+            if seat:
+                hold_until_done(seat, running.task)
             peer_owners[connection.pc_id] = user.id
-            running.task.add_done_callback(lambda _t: peer_owners.pop(connection.pc_id, None))
+            watch = asyncio.create_task(
+                watch_peer(connection, connect_timeout_secs=settings.connect_timeout_secs),
+                name=f"watch-{connection.pc_id}",
+            )
+
+            def done(_task: asyncio.Task) -> None:
+                peer_owners.pop(connection.pc_id, None)
+                watch.cancel()
+
+            running.task.add_done_callback(done)
 
         request = SmallWebRTCRequest(
             sdp=body.sdp,
@@ -261,8 +316,13 @@ def create_app(
             answer = await webrtc.handle_web_request(request, on_connection)
         except HTTPException:
             raise
+        except OfferError as e:
+            raise HTTPException(400, f"Could not accept the WebRTC offer: {e}.") from None
         except Exception as e:
-            raise HTTPException(400, f"could not accept the WebRTC offer: {e}") from None
+            logger.exception("a call could not start")
+            raise HTTPException(
+                500, f"The call could not start (a server error: {e}). Try again in a moment."
+            ) from None
         if not answer:
             raise HTTPException(500, "no WebRTC answer was produced")
         return answer
@@ -286,6 +346,21 @@ def create_app(
         await webrtc.handle_patch_request(request)
         return {"status": "ok"}
 
+    @app.post("/api/hangup")
+    async def hangup(request: Request, user: SignedIn):
+        # The page sends this with navigator.sendBeacon as its tab closes: a text/plain body
+        # (a beacon can't set JSON's content type without a preflight), parsed here.
+        try:
+            body = HangupBody.model_validate_json(await request.body())
+        except ValidationError as e:
+            why = e.errors()[0]["msg"]
+            raise HTTPException(422, f'expected {{"pc_id": "..."}}: {why}') from None
+        connection = webrtc.connection(body.pc_id)
+        if connection is None or peer_owners.get(body.pc_id) != user.id:
+            raise HTTPException(404, "no such call of yours")
+        await connection.disconnect()
+        return {"status": "ended"}
+
     @app.websocket("/ws")
     async def ws(websocket: WebSocket, avatar: str | None = Query(None)):
         user = websocket_user(websocket)
@@ -294,19 +369,27 @@ def create_app(
             await websocket.close(code=4401, reason="Sign in first (or your sign-in expired).")
             return
         try:
-            config, backend = await prepare(pick_avatar(avatar))
-        except HTTPException as e:
-            await websocket.close(code=1011, reason=str(e.detail)[:120])
+            seat = admit(user.id)
+        except HTTPException as e:  # 1013: try again later
+            await websocket.close(code=1013, reason=str(e.detail)[:120])
             return
-        running = await sessions.start(
-            config,
-            backend,
-            functools.partial(websocket_transport, websocket),
-            user_id=user.id,
-            username=user.username,
-            login=websocket.cookies.get(COOKIE),
-        )
-        await running.task
+        try:
+            try:
+                config, backend = await prepare(pick_avatar(avatar))
+            except HTTPException as e:
+                await websocket.close(code=1011, reason=str(e.detail)[:120])
+                return
+            running = await sessions.start(
+                config,
+                backend,
+                functools.partial(websocket_transport, websocket),
+                user_id=user.id,
+                username=user.username,
+                login=websocket.cookies.get(COOKIE),
+            )
+            await running.task
+        finally:
+            seat.release()
 
     @app.exception_handler(AvatarConfigError)
     async def avatar_error(_request, exc: AvatarConfigError):
@@ -326,14 +409,14 @@ def _loadable(catalog: AvatarCatalog, avatar_ids: list[str]) -> list[AvatarConfi
     return out
 
 
-def _audio_in_backlog_ms(webrtc: SmallWebRTCRequestHandler) -> int:
+def _audio_in_backlog_ms(webrtc: Signaling) -> int:
     """The most received audio any call has not yet handed to its frame graph, in ms.
 
     aiortc queues decoded 20 ms frames for the session to read; a queue that grows means the
     event loop can't keep up and the bot hears people late (and holds their audio in memory).
     """
     frames = 0
-    for connection in webrtc._pcs_map.values():  # Pipecat keeps no public list
+    for connection in webrtc.connections():
         for receiver in connection.pc.getReceivers():
             queue = getattr(receiver.track, "_queue", None)  # aiortc keeps no public size
             if queue is not None:

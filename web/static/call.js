@@ -84,6 +84,13 @@ export class Call {
 
   /** Close everything. Safe to call more than once, and while start() is still running. */
   hangUp() {
+    if (this.pcId && !this.closed) {
+      // Tell the server now: closing the peer connection alone is noticed only when its
+      // keep-alive pings stop. A beacon still goes out while the tab is closing (pagehide);
+      // text/plain, because a beacon can't send JSON's content type without a preflight.
+      const body = new Blob([JSON.stringify({ pc_id: this.pcId })], { type: "text/plain" });
+      navigator.sendBeacon?.("/api/hangup", body);
+    }
     this.closed = true;
     clearInterval(this.pingTimer);
     try {
@@ -198,6 +205,8 @@ async function postJSON(url, body) {
   try {
     return await api("POST", url, body);
   } catch (e) {
-    throw new CallError(e.message);
+    // "The room is full ..." and "You already have 2 calls open ..." read as they are.
+    const refused = (e.status === 429 || e.status === 503) && typeof e.payload?.detail === "string";
+    throw new CallError(refused ? e.payload.detail : e.message);
   }
 }
