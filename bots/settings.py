@@ -76,6 +76,9 @@ class Settings(BaseSettings):
     room_capacity: int = Field(default=0, ge=0, le=10000)
     """Live calls the room admits at once; beyond it a new call is refused with "the room is
     full". 0: derived from the cores and the measured cost of a call (``bots.capacity``)."""
+    workers: int = Field(default=-1, ge=-1, le=64)
+    """Worker processes the room (``python -m web``) runs its calls on (``web.workers``).
+    -1: one per core; 0: every call on the room's own event loop."""
     calls_per_person: int = Field(default=2, ge=1, le=100)
     """Live calls one account may have at once (two tabs, say); more are refused."""
     connect_timeout_secs: float = Field(default=20.0, gt=0, le=600)

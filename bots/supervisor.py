@@ -11,10 +11,11 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from loguru import logger
@@ -40,6 +41,9 @@ class Supervisor:
         ready_timeout: seconds to wait for readiness before killing and restarting.
         max_backoff: longest pause between restarts.
         stable_after: seconds of uptime after which the backoff resets.
+        env: the child's environment (default: this process's).
+        on_ready: called with the child's pid once it is ready (from the supervising thread).
+        on_exit: called with its exit code when a ready child exits (crash or stop).
     """
 
     name: str
@@ -49,9 +53,12 @@ class Supervisor:
     max_backoff: float = 30.0
     stable_after: float = 60.0
     env: dict[str, str] | None = None
+    on_ready: Callable[[int], None] | None = None
+    on_exit: Callable[[int], None] | None = None
     restarts: int = 0
     _proc: subprocess.Popen | None = field(default=None, repr=False)
     _stopping: bool = False
+    _stopped: threading.Event = field(default_factory=threading.Event, repr=False)
 
     def start_child(self) -> bool:
         """Start the child and wait until it is ready; False if it died or timed out."""
@@ -96,6 +103,7 @@ class Supervisor:
     def stop(self, *_: object) -> None:
         """Signal handler: ask the loop to end and forward SIGTERM to the child."""
         self._stopping = True
+        self._stopped.set()
         if self._proc and self._proc.poll() is None:
             self._proc.terminate()
 
@@ -112,7 +120,12 @@ class Supervisor:
         while not self._stopping:
             started = time.monotonic()
             if self.start_child():
+                assert self._proc is not None
+                if self.on_ready:
+                    self.on_ready(self._proc.pid)
                 code = self._wait_child()
+                if self.on_exit:
+                    self.on_exit(code)
                 if self._stopping:
                     break
                 logger.error(f"[{self.name}] crashed with exit code {code}")
@@ -122,7 +135,7 @@ class Supervisor:
                 backoff = 1.0
             self.restarts += 1
             logger.warning(f"[{self.name}] restart #{self.restarts} in {backoff:.0f}s")
-            time.sleep(min(backoff, self.max_backoff))
+            self._stopped.wait(min(backoff, self.max_backoff))  # wakes at once on stop()
             backoff = min(backoff * 2, self.max_backoff)
         logger.info(f"[{self.name}] stopped")
         return 0

@@ -277,7 +277,10 @@ class MemoryStore:
     def _open(self, name: str, schema: pa.Schema, existing: set[str]):
         if name in existing:
             return self._db.open_table(name)
-        return self._db.create_table(name, schema=schema)
+        try:
+            return self._db.create_table(name, schema=schema, exist_ok=True)
+        except ValueError:  # another process (a room worker) made it a moment ago
+            return self._db.open_table(name)
 
     def schema_version(self) -> int:
         """The version the database on disk is at."""

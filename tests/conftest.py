@@ -93,14 +93,14 @@ def llm_backend(runtime):
 
 
 @contextlib.contextmanager
-def bot_server(**env_settings: str):
-    """`python -m bots lumina` on a free port with these extra environment settings."""
+def bot_server(*command: str, **env_settings: str):
+    """A server on a free port with these extra environment settings: ``command`` is the
+    module and its arguments (default: ``bots lumina``, the one-avatar launcher)."""
     port = free_port()
     env = {**os.environ, "AVATARS_LLM_BACKEND": "embedded", "MALLOC_ARENA_MAX": "2"}
     env.update(env_settings)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "bots", "lumina", "--port", str(port)], cwd=ROOT, env=env
-    )
+    argv = [sys.executable, "-m", *(command or ("bots", "lumina")), "--port", str(port)]
+    proc = subprocess.Popen(argv, cwd=ROOT, env=env)
     base = f"http://127.0.0.1:{port}"
     try:
         wait_http(f"{base}/api/room", 120, proc)

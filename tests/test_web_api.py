@@ -39,7 +39,7 @@ def test_offer_without_an_llm_is_a_503_that_says_how_to_fix_it(client):
     resp = client.post("/api/offer", json={"sdp": offer, "type": "offer"})
     assert resp.status_code == 503
     assert "make llm" in resp.json()["detail"]
-    assert not client.app.state.sessions.active
+    assert not client.app.state.calls.sessions.active
     assert client.app.state.admission.stats()["calls"] == 0  # its seat was given back
 
 

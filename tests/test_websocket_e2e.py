@@ -30,11 +30,19 @@ def cookie_header(cookies: dict[str, str]) -> dict[str, str]:
 
 
 async def test_websocket_client_speaks_and_hears_an_answer(lumina_server):
-    url = lumina_server.replace("http://", "ws://") + "/ws?avatar=lumina"
+    answer, said = await websocket_turn(lumina_server)
+    assert answer, "the bot answered out loud over the WebSocket"
+    assert "hear" in " ".join(said).lower(), said
+
+
+async def websocket_turn(base: str) -> tuple[list[tuple[float, float]], list[str]]:
+    """Sign up, say "Hello, can you hear me?" over ``base``'s /ws; (the bot's loud audio
+    after it, the user transcriptions the bot reported)."""
+    url = base.replace("http://", "ws://") + "/ws?avatar=lumina"
     speech = piper_say("Hello, can you hear me?")
     heard: list[tuple[float, float]] = []
     messages: list[dict] = []
-    login = cookie_header(await sign_up(lumina_server))
+    login = cookie_header(await sign_up(base))
     async with websockets.connect(url, max_size=None, additional_headers=login) as ws:
 
         async def receive():
@@ -63,9 +71,8 @@ async def test_websocket_client_speaks_and_hears_an_answer(lumina_server):
         receiver.cancel()
 
     answer = [h for h in heard if h[0] > spoken_end and h[1] > 300]
-    assert answer, "the bot answered out loud over the WebSocket"
     said = [m["data"]["text"] for m in messages if m.get("type") == "user-transcription"]
-    assert "hear" in " ".join(said).lower(), said
+    return answer, said
 
 
 async def test_websocket_to_an_unknown_avatar_is_refused_with_a_reason(lumina_server):

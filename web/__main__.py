@@ -47,6 +47,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     import uvicorn
 
+    from bots.capacity import cores
     from web.app import create_app
     from web.auth import RoomOptions
     from web.tls import lan_addresses, self_signed_cert
@@ -63,7 +64,8 @@ def main(argv: list[str] | None = None) -> int:
         urls = [f"{scheme}://{a}:{args.port}/" for a in addresses]
         local = f"{scheme}://127.0.0.1:{args.port}/" if host in ("0.0.0.0", "::", *LOOPBACK) else ""
         room = RoomOptions(lan=args.lan, passcode=passcode, https=args.https, urls=urls)
-        app = create_app(Runtime.start(settings), room=room)
+        workers = settings.workers if settings.workers >= 0 else cores()
+        app = create_app(Runtime.start(settings), room=room, workers=workers)
     except (AvatarConfigError, PatchVersionError, SettingsError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -37,35 +37,22 @@ from fastapi import Cookie, FastAPI, HTTPException, Query, Request, WebSocket
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from loguru import logger
-from pipecat.transports.smallwebrtc.request_handler import (
-    IceCandidate,
-    SmallWebRTCPatchRequest,
-    SmallWebRTCRequest,
-)
+from pipecat.transports.smallwebrtc.request_handler import IceCandidate, SmallWebRTCRequest
 from pydantic import BaseModel, Field, ValidationError
 
 from bots.capacity import room_capacity
 from bots.config import AvatarCatalog, AvatarConfig, AvatarConfigError
-from bots.llm_backend import LLMBackend, LLMUnavailableError
-from bots.models import ModelMissingError
 from bots.runtime import Runtime
-from bots.sessions import SessionManager
 from bots.warmup import warm_llm, warm_up_models
-from transports.webrtc import (
-    OfferError,
-    Signaling,
-    check_offer,
-    watch_peer,
-    webrtc_transport,
-)
-from transports.websocket import websocket_transport
+from transports.webrtc import OfferError, check_offer
 from web.accounts import AccountStore
 from web.admission import Admission, Refused, Seat
 from web.auth import COOKIE, RoomOptions, SignedIn, auth_router, websocket_user
 from web.avatars_api import avatars_router
+from web.calls import CallError, CallRequest, Calls, LocalCalls
 from web.health import health_report
-from web.loop_lag import LoopLagMonitor
 from web.memory_api import memory_router
+from web.workers import WorkerPool
 
 STATIC = Path(__file__).parent / "static"
 
@@ -109,6 +96,7 @@ def create_app(
     room: RoomOptions | None = None,
     accounts: AccountStore | None = None,
     login_check_secs: float | None = None,
+    workers: int = 0,
 ) -> FastAPI:
     """Build the app.
 
@@ -120,6 +108,8 @@ def create_app(
         accounts: the account store (default: ``<data dir>/accounts.sqlite3``).
         login_check_secs: how often live calls are checked for an expired sign-in
             (default: ``AVATARS_LOGIN_CHECK_SECS``).
+        workers: calls run on this many worker processes (``web.workers``); 0: on this
+            process's own event loop (``web.calls.LocalCalls``).
     """
     room = room or RoomOptions()
     settings = runtime.settings
@@ -138,39 +128,38 @@ def create_app(
 
     for avatar_id in avatars or offered():
         catalog.load(avatar_id)  # fail at start-up, naming the bad field, not at first call
-    sessions = SessionManager(runtime, greet=greet)
-    lag = LoopLagMonitor()
-    webrtc = Signaling()
+    still_valid = functools.partial(_still_valid, accounts)
+    calls: Calls
+    if workers:
+        calls = WorkerPool(settings, workers, greet=greet)
+    else:
+        calls = LocalCalls(
+            runtime, greet=greet, still_valid=still_valid, login_check_secs=login_check_secs
+        )
     admission = Admission(room_capacity(settings), settings.calls_per_person)
-    peer_owners: dict[str, str] = {}  # pc_id -> user id, so nobody patches another's call
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI):
-        # Load and warm every model before the first person connects, off the event loop.
-        avatars = [catalog.load(a) for a in offered()]
-        await asyncio.to_thread(warm_up_models, runtime, avatars)
-        health = await asyncio.to_thread(runtime.llm.health)
-        if not health["ok"]:
-            logger.warning(health["fix"])
-        # The LLM server may still be starting (make run starts both): warm it when it is up.
-        warm = asyncio.create_task(warm_llm(runtime, avatars, 120.0))
-        watch = asyncio.create_task(
-            sessions.watch_logins(
-                lambda t: accounts.user_for(t) is not None,
-                login_check_secs or settings.login_check_secs,
-            )
-        )
-        lag_task = asyncio.create_task(lag.run())
+        warm = None
+        if not workers:  # workers load and warm their own models
+            # Load and warm every model before the first person connects, off the event loop.
+            loaded = [catalog.load(a) for a in offered()]
+            await asyncio.to_thread(warm_up_models, runtime, loaded)
+            health = await asyncio.to_thread(runtime.llm.health)
+            if not health["ok"]:
+                logger.warning(health["fix"])
+            # The LLM server may still be starting (make run starts both): warm it when up.
+            warm = asyncio.create_task(warm_llm(runtime, loaded, 120.0))
+        await calls.start()
         yield
-        warm.cancel()
-        watch.cancel()
-        lag_task.cancel()
-        await sessions.stop_all()
-        await webrtc.close()
+        if warm:
+            warm.cancel()
+        await calls.stop()
+        await runtime.close()
 
     app = FastAPI(title="Local avatars", lifespan=lifespan)
     app.state.runtime = runtime
-    app.state.sessions = sessions
+    app.state.calls = calls
     app.state.admission = admission
     app.state.accounts = accounts
     app.state.room = room
@@ -179,14 +168,14 @@ def create_app(
         auth_router(
             accounts,
             room,
-            on_sign_out=lambda token: sessions.end_calls(
+            on_sign_out=lambda token: calls.end_calls(
                 "You signed out, so the call ended.", login=token
             ),
-            present=sessions.present,
+            present=calls.present,
         )
     )
-    app.include_router(memory_router(runtime, offered, before_forget=sessions.forget))
-    app.include_router(avatars_router(runtime, offered, accounts, sessions))
+    app.include_router(memory_router(runtime, offered, before_forget=calls.forget))
+    app.include_router(avatars_router(runtime, offered, accounts, calls))
 
     def pick_avatar(requested: str | None) -> str:
         ids = offered()
@@ -194,14 +183,6 @@ def create_app(
         if avatar_id not in ids:
             raise HTTPException(404, f"no avatar {avatar_id!r} here (offered: {ids})")
         return avatar_id
-
-    async def prepare(avatar_id: str) -> tuple[AvatarConfig, LLMBackend]:
-        try:
-            return await sessions.prepare(avatar_id)
-        except LLMUnavailableError as e:
-            raise HTTPException(503, str(e)) from None
-        except (AvatarConfigError, ModelMissingError) as e:
-            raise HTTPException(500, str(e)) from None
 
     # Pages are static; each checks /api/me and sends a signed-out visitor to /login.
     for route, page in [
@@ -220,34 +201,19 @@ def create_app(
             logger.info(f"call refused ({e.status}): {e.message}")
             raise HTTPException(e.status, e.message, headers=e.headers()) from None
 
-    def hold_until_done(seat: Seat, task: asyncio.Task) -> None:
-        seat.in_call = True
-        task.add_done_callback(lambda _t: seat.release())
-
     @app.get("/api/health")
     async def health():
         report = await asyncio.to_thread(health_report, runtime, _loadable(catalog, offered()))
-        return {**report, "sessions": len(sessions.active), "room": admission.stats()}
+        return {**report, **calls.health(), "room": admission.stats()}
 
     @app.get("/api/stats")
     async def stats(_user: SignedIn, collect: bool = Query(False)) -> dict:
-        """What this process holds: to check that ended calls leave nothing behind.
+        """What the calls hold: to check that ended calls leave nothing behind.
 
         ``collect=1`` also runs a garbage collection to count the sessions still in memory
         (``in_memory``): that stops every call for a moment, so a sampler leaves it off.
         """
-        return {
-            "sessions": len(sessions.active),
-            "finishing": len(sessions.finishing),
-            "in_memory": sessions.alive() if collect else None,
-            "peer_connections": webrtc.count(),
-            "peer_owners": len(peer_owners),
-            "admitted": admission.stats(),
-            "tasks": len(asyncio.all_tasks()),
-            "rss_mb": _rss_mb(),
-            "loop_lag": lag.stats(),
-            "audio_in_backlog_ms": _audio_in_backlog_ms(webrtc),
-        }
+        return {**await calls.stats(collect), "admitted": admission.stats()}
 
     @app.post("/api/offer")
     async def offer(
@@ -257,54 +223,18 @@ def create_app(
         login: str | None = Cookie(None, alias=COOKIE),
     ):
         avatar_id = pick_avatar(avatar or (body.request_data or {}).get("avatar"))
-        if body.pc_id and peer_owners.get(body.pc_id, user.id) != user.id:
+        owner = calls.owner(body.pc_id) if body.pc_id else None
+        if owner is not None and owner != user.id:
             raise HTTPException(404, "no such peer connection of yours")
         # A new call takes its seat before the first await, so a burst is counted exactly;
         # a renegotiation of a live call already has one.
-        renegotiation = bool(body.pc_id and webrtc.connection(body.pc_id))
-        if not renegotiation:
+        seat = None
+        if owner is None:
             try:
                 check_offer(body.sdp, body.type)  # a bad offer is a 400, not a seat taken
             except OfferError as e:
                 raise HTTPException(400, f"Could not accept the WebRTC offer: {e}.") from None
-        seat = None if renegotiation else admit(user.id)
-        try:
-            return await answer_offer(body, user, avatar_id, login, seat)
-        except BaseException:
-            if seat and not seat.in_call:  # a started call gives it back when it ends
-                seat.release()
-            raise
-
-    async def answer_offer(body: OfferBody, user, avatar_id: str, login, seat: Seat | None):
-        # Check that a session can start before answering, so a missing LLM is a readable 503
-        # rather than a call that connects and stays silent. (Cheap: a file and a probe.)
-        prepared = await prepare(avatar_id)
-
-        async def on_connection(connection):
-            # Called for new peer connections only (also for a stale pc_id, e.g. after a
-            # server restart); renegotiations of a live one reuse its session. An error here
-            # closes the connection (``Signaling``) and fails the offer.
-            running = await sessions.start(
-                *prepared,
-                functools.partial(webrtc_transport, connection),
-                user_id=user.id,
-                username=user.username,
-                login=login,
-            )
-            if seat:
-                hold_until_done(seat, running.task)
-            peer_owners[connection.pc_id] = user.id
-            watch = asyncio.create_task(
-                watch_peer(connection, connect_timeout_secs=settings.connect_timeout_secs),
-                name=f"watch-{connection.pc_id}",
-            )
-
-            def done(_task: asyncio.Task) -> None:
-                peer_owners.pop(connection.pc_id, None)
-                watch.cancel()
-
-            running.task.add_done_callback(done)
-
+            seat = admit(user.id)
         request = SmallWebRTCRequest(
             sdp=body.sdp,
             type=body.type,
@@ -312,38 +242,32 @@ def create_app(
             restart_pc=body.restart_pc,
             request_data=body.request_data,
         )
+        call = CallRequest(avatar_id, user.id, user.username, login, seat)
         try:
-            answer = await webrtc.handle_web_request(request, on_connection)
-        except HTTPException:
-            raise
-        except OfferError as e:
-            raise HTTPException(400, f"Could not accept the WebRTC offer: {e}.") from None
-        except Exception as e:
-            logger.exception("a call could not start")
-            raise HTTPException(
-                500, f"The call could not start (a server error: {e}). Try again in a moment."
-            ) from None
-        if not answer:
-            raise HTTPException(500, "no WebRTC answer was produced")
-        return answer
+            return await calls.offer(request, call)
+        except CallError as e:
+            raise HTTPException(e.status, e.message) from None
+        finally:
+            if seat and not seat.in_call:  # a started call gives it back when it ends
+                seat.release()
 
     @app.patch("/api/offer")
     async def ice_candidate(body: PatchBody, user: SignedIn):
-        if peer_owners.get(body.pc_id) != user.id:
+        if calls.owner(body.pc_id) != user.id:
             raise HTTPException(404, "no such peer connection of yours")
-        request = SmallWebRTCPatchRequest(
-            pc_id=body.pc_id,
-            candidates=[
-                # Pipecat annotates these as set; aiortc takes them unset (None) as well.
-                IceCandidate(
-                    candidate=c.candidate,
-                    sdp_mid=cast(str, c.sdp_mid),
-                    sdp_mline_index=cast(int, c.sdp_mline_index),
-                )
-                for c in body.candidates
-            ],
-        )
-        await webrtc.handle_patch_request(request)
+        candidates = [
+            # Pipecat annotates these as set; aiortc takes them unset (None) as well.
+            IceCandidate(
+                candidate=c.candidate,
+                sdp_mid=cast(str, c.sdp_mid),
+                sdp_mline_index=cast(int, c.sdp_mline_index),
+            )
+            for c in body.candidates
+        ]
+        try:
+            await calls.patch(body.pc_id, candidates)
+        except CallError as e:
+            raise HTTPException(e.status, e.message) from None
         return {"status": "ok"}
 
     @app.post("/api/hangup")
@@ -355,11 +279,20 @@ def create_app(
         except ValidationError as e:
             why = e.errors()[0]["msg"]
             raise HTTPException(422, f'expected {{"pc_id": "..."}}: {why}') from None
-        connection = webrtc.connection(body.pc_id)
-        if connection is None or peer_owners.get(body.pc_id) != user.id:
+        if calls.owner(body.pc_id) != user.id:
             raise HTTPException(404, "no such call of yours")
-        await connection.disconnect()
+        try:
+            await calls.hangup(body.pc_id)
+        except CallError as e:
+            raise HTTPException(e.status, e.message) from None
         return {"status": "ended"}
+
+    @app.get("/api/calls/{pc_id}")
+    async def call_state(pc_id: str, user: SignedIn):
+        """Whether one of your calls is live, and why it ended if the server ended it."""
+        if calls.owner(pc_id) == user.id:
+            return {"live": True, "ended": None}
+        return {"live": False, "ended": calls.ended(pc_id)}
 
     @app.websocket("/ws")
     async def ws(websocket: WebSocket, avatar: str | None = Query(None)):
@@ -374,20 +307,14 @@ def create_app(
             await websocket.close(code=1013, reason=str(e.detail)[:120])
             return
         try:
-            try:
-                config, backend = await prepare(pick_avatar(avatar))
-            except HTTPException as e:
-                await websocket.close(code=1011, reason=str(e.detail)[:120])
-                return
-            running = await sessions.start(
-                config,
-                backend,
-                functools.partial(websocket_transport, websocket),
-                user_id=user.id,
-                username=user.username,
-                login=websocket.cookies.get(COOKIE),
+            avatar_id = pick_avatar(avatar)
+            call = CallRequest(
+                avatar_id, user.id, user.username, websocket.cookies.get(COOKIE), seat
             )
-            await running.task
+            await calls.websocket(websocket, call)
+        except (HTTPException, CallError) as e:
+            detail = e.detail if isinstance(e, HTTPException) else e.message
+            await websocket.close(code=1011, reason=str(detail)[:120])
         finally:
             seat.release()
 
@@ -396,6 +323,10 @@ def create_app(
         return JSONResponse({"detail": str(exc)}, status_code=422)
 
     return app
+
+
+def _still_valid(accounts: AccountStore, login: str) -> bool:
+    return accounts.user_for(login) is not None
 
 
 def _loadable(catalog: AvatarCatalog, avatar_ids: list[str]) -> list[AvatarConfig]:
@@ -407,32 +338,6 @@ def _loadable(catalog: AvatarCatalog, avatar_ids: list[str]) -> list[AvatarConfi
         except AvatarConfigError:
             continue
     return out
-
-
-def _audio_in_backlog_ms(webrtc: Signaling) -> int:
-    """The most received audio any call has not yet handed to its frame graph, in ms.
-
-    aiortc queues decoded 20 ms frames for the session to read; a queue that grows means the
-    event loop can't keep up and the bot hears people late (and holds their audio in memory).
-    """
-    frames = 0
-    for connection in webrtc.connections():
-        for receiver in connection.pc.getReceivers():
-            queue = getattr(receiver.track, "_queue", None)  # aiortc keeps no public size
-            if queue is not None:
-                frames = max(frames, queue.qsize())
-    return frames * 20
-
-
-def _rss_mb() -> float:
-    """This process's resident memory (Linux ``/proc``; 0 elsewhere)."""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return 0.0
 
 
 def _page(path: Path):

@@ -48,9 +48,9 @@ from bots.config import (
 )
 from bots.models import ModelMissingError, piper_voice, piper_voice_names
 from bots.runtime import Runtime
-from bots.sessions import SessionManager
 from web.accounts import AccountStore, User
 from web.auth import SignedIn
+from web.calls import Calls
 
 PREVIEW_MAX_CHARS = 300
 
@@ -73,7 +73,7 @@ def avatars_router(
     runtime: Runtime,
     offered: Callable[[], list[str]],
     accounts: AccountStore,
-    sessions: SessionManager,
+    calls: Calls,
 ) -> APIRouter:
     """The avatar routes.
 
@@ -81,7 +81,7 @@ def avatars_router(
         runtime: the process's runtime (avatar catalog, voices, memory store, LLM servers).
         offered: the avatar ids this server offers, in lobby order.
         accounts: who owns which editor-made avatar.
-        sessions: live calls (an avatar in a call cannot be deleted).
+        calls: live calls (an avatar in a call cannot be deleted).
     """
     router = APIRouter(prefix="/api", tags=["avatars"])
     catalog = runtime.avatars
@@ -205,11 +205,11 @@ def avatars_router(
     @router.delete("/avatars/{avatar_id}")
     async def delete(avatar_id: str, me: SignedIn) -> dict:
         config = own(avatar_id, me)
-        calls = sessions.calls_with(avatar_id)
-        if calls:
+        live = calls.calls_with(avatar_id)
+        if live:
             raise HTTPException(
                 409,
-                f"{config.name} is in {calls} call{'s' if calls > 1 else ''} right now; "
+                f"{config.name} is in {live} call{'s' if live > 1 else ''} right now; "
                 "delete it when they have ended.",
             )
         await asyncio.to_thread(delete_avatar_file, catalog, avatar_id)

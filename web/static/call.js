@@ -66,7 +66,10 @@ export class Call {
     this.channel = pc.createDataChannel("chat", { ordered: true });
     this.channel.addEventListener("open", () => this.handleChannelOpen());
     this.channel.addEventListener("message", (e) => this.handleChannelMessage(e.data));
-    this.channel.addEventListener("close", () => clearInterval(this.pingTimer));
+    this.channel.addEventListener("close", () => {
+      clearInterval(this.pingTimer);
+      this.checkEnded(); // the process running the call may have stopped
+    });
 
     await pc.setLocalDescription(await pc.createOffer());
     await waitForIceGathering(pc, ICE_GATHERING_MAX_MS);
@@ -109,14 +112,33 @@ export class Call {
     this.mic = null;
   }
 
-  handleConnectionState() {
+  async handleConnectionState() {
     if (this.closed) return;
     const state = this.pc.connectionState;
     this.onState(state);
-    if (state === "failed") {
+    if (state === "disconnected" || state === "failed") {
+      if (await this.checkEnded()) return;
+    }
+    if (state === "failed" && !this.closed) {
       this.hangUp();
       this.onEnded("The connection failed. Is the server reachable from this device?");
     }
+  }
+
+  /** Ask the room whether it ended this call (a server error); if so, end it here saying
+   * why. Resolves true when it did. */
+  async checkEnded() {
+    if (!this.pcId || this.closed) return false;
+    let state;
+    try {
+      state = await api("GET", `/api/calls/${encodeURIComponent(this.pcId)}`);
+    } catch {
+      return false; // the room itself is unreachable: the connection state will say
+    }
+    if (!state?.ended || this.closed) return false;
+    this.hangUp();
+    this.onEnded(state.ended);
+    return true;
   }
 
   handleChannelOpen() {
