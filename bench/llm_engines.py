@@ -4,11 +4,13 @@
 
 Same model (the bundled SmolLM2-135M Q4_1), same threads (2), same prompts, one engine at a
 time on an otherwise idle machine. At each level N, N callers send a streaming chat request at
-the same instant (Lumina's system prompt, a question of their own, the turns they had before,
+the same instant (Lumina's system prompt, every turn they had before, a new question; at most
 60 tokens out, temperature 0), ``--rounds`` times. Reported per level: time to first token
-(p50, p95 over every request) and total tokens/s (all tokens streamed / the round's wall time,
-median over rounds). llama-server gets each caller on its own slot with ``cache_prompt``, as
-the product sends it. Writes ``bench/results/llm_engines.{json,md}``.
+(p50, p95 over every request) and total tokens/s (all tokens generated, as the engine counts
+them, / the round's wall time, median over rounds). Replies are short (10-60 tokens), so the
+tokens/s include the time to first token, as a caller waits it. llama-server gets each caller
+on its own slot with ``cache_prompt``, as the product sends it. Writes
+``bench/results/llm_engines.{json,md}``.
 
 The old engine needs ``make bench-deps`` (llama-cpp-python, built once).
 """
@@ -81,6 +83,7 @@ async def one_request(
         "max_tokens": MAX_TOKENS,
         "temperature": 0,
         "stream": True,
+        "stream_options": {"include_usage": True},
         **fields,
     }
     async with client.stream("POST", f"{url}/chat/completions", json=body) as resp:
@@ -88,11 +91,14 @@ async def one_request(
         async for line in resp.aiter_lines():
             if not line.startswith("data: {"):
                 continue
-            delta = json.loads(line[6:])["choices"]
+            chunk = json.loads(line[6:])
+            delta = chunk.get("choices")
             if delta and delta[0].get("delta", {}).get("content"):
                 tokens += 1
                 if ttft is None:
                     ttft = time.perf_counter() - started
+            if usage := chunk.get("usage"):  # the engine's own count, when it gives one
+                tokens = usage.get("completion_tokens", tokens)
     return (ttft if ttft is not None else time.perf_counter() - started), tokens
 
 
@@ -100,7 +106,10 @@ async def measure(url: str, levels: list[int], rounds: int, slots: int) -> dict:
     system = {"role": "system", "content": BUILTIN_AVATARS.load("lumina").system_prompt()}
     histories: dict[int, list[dict]] = {i: [] for i in range(max(levels))}
     out: dict = {}
-    async with httpx.AsyncClient(timeout=300) as client:
+    # No keep-alive: llama-server closes a connection after each streamed reply, and one
+    # reused at that moment fails (the product's client does the same, bots.pipeline).
+    fresh = httpx.Limits(max_keepalive_connections=0)
+    async with httpx.AsyncClient(timeout=300, limits=fresh) as client:
         await one_request(client, url, [system, {"role": "user", "content": "Hi"}], {})
         for level in levels:
             ttfts: list[float] = []
@@ -110,7 +119,7 @@ async def measure(url: str, levels: list[int], rounds: int, slots: int) -> dict:
                 for i in range(level):
                     q = {"role": "user", "content": QUESTIONS[(r + i) % len(QUESTIONS)]}
                     fields = {"id_slot": i % slots, "cache_prompt": True} if slots else {}
-                    messages = [system, *histories[i][-4:], q]
+                    messages = [system, *histories[i], q]  # a conversation: its prefix is cached
                     jobs.append(one_request(client, url, messages, fields))
                 started = time.perf_counter()
                 results = await asyncio.gather(*jobs)

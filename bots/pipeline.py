@@ -26,6 +26,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import httpx
+from openai import AsyncOpenAI, DefaultAsyncHttpxClient
 from pipecat.audio.turn.smart_turn.base_smart_turn import SmartTurnParams
 from pipecat.audio.vad.vad_analyzer import VADParams
 from pipecat.frames.frames import Frame, InterruptionFrame
@@ -159,10 +161,26 @@ class LocalLLMService(OpenAILLMService):
 
     supports_developer_role = False
 
-    def __init__(self, **kwargs):
-        """As ``OpenAILLMService``."""
+    def __init__(self, *, keep_connections: bool = True, **kwargs):
+        """As ``OpenAILLMService``; ``keep_connections=False``: see :meth:`create_client`."""
+        self._keep_connections = keep_connections  # read by create_client, from super()
         super().__init__(**kwargs)
         self._held_for_interruption: list[tuple[Frame, FrameDirection]] | None = None
+
+    def create_client(self, api_key=None, base_url=None, **kwargs):
+        """Pipecat's client; for the embedded engine, one that keeps no connections for reuse.
+
+        llama-server closes a connection after each streamed reply (and any idle one after
+        5 s); a request sent on one it is closing fails, and the client retries it only
+        after a back-off of ~0.5 s. A fresh loopback connection costs well under 1 ms.
+        """
+        if self._keep_connections:
+            return super().create_client(api_key=api_key, base_url=base_url, **kwargs)
+        return AsyncOpenAI(
+            api_key=api_key,
+            base_url=base_url,
+            http_client=DefaultAsyncHttpxClient(limits=httpx.Limits(max_keepalive_connections=0)),
+        )
 
     async def _start_interruption(self):
         # Cancelling the reply's stream pushes its LLMFullResponseEndFrame (from the stream's
@@ -195,6 +213,7 @@ def build_llm(
     """
     fields = backend.request_fields(slot)
     return LocalLLMService(
+        keep_connections=backend.kind != "embedded",
         base_url=backend.base_url,
         api_key="local",  # neither local server checks it; the client requires one
         settings=OpenAILLMService.Settings(
