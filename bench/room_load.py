@@ -1,13 +1,15 @@
 """Load on the room: N people in WebRTC calls at once, talking for minutes.
 
     .venv/bin/python -m bench.room_load [--sessions 8] [--minutes 5] [--think 2,6]
+    .venv/bin/python -m bench.room_load --sessions 4 --turns 4 --together   # all at once
 
 Starts the embedded LLM server and the room (``python -m web``: accounts, every avatar), then
 N simulated people, each with their own account, call an avatar (Lumina and Captain Rook in
 turn) over real WebRTC (aiortc) and hold a conversation at a person's pace for ``--minutes``:
 say a real synthesized utterance (``bench/utterances.py``, Piper and espeak-ng voices), wait
 for the whole answer, think for a few seconds, say the next. The calls start a second apart
-and all stay up until the end; then everyone hangs up.
+and all stay up until the end; then everyone hangs up. With ``--together`` everyone speaks at
+the same instant, turn after turn (``--turns`` each): the worst case for the machine.
 
 Measured per turn (``bench/latency_turns.run_turn``): voice-to-voice latency at the client
 (end of the person's speech to the first audible answer), the server's breakdown, what the
@@ -50,11 +52,26 @@ CONNECT_TIMEOUT = 60.0
 STAGGER_SECS = 1.0
 
 
-def room_server(port: int, llm_port: int) -> Server:
-    """``python -m web``: the room every tester opens."""
+def room_server(port: int, llm_port: int, workers: int | None = None) -> Server:
+    """``python -m web``: the room every tester opens (``workers``: its default when None)."""
     argv = [sys.executable, "-m", "web", "--port", str(port)]
     env = {"AVATARS_LLM_BACKEND": "embedded", "AVATARS_LLM_PORT": str(llm_port)}
+    if workers is not None:
+        env["AVATARS_WORKERS"] = str(workers)
     return Server("room", argv, f"http://127.0.0.1:{port}/api/health", env)
+
+
+async def workers_ready(base_url: str, timeout: float = 300) -> None:
+    """Wait until every call worker of the room is up (the room answers pages before)."""
+    deadline = time.monotonic() + timeout
+    async with httpx.AsyncClient(base_url=base_url, timeout=10) as http:
+        while True:
+            workers = (await http.get("/api/health")).json().get("workers", [])
+            if all(w["ready"] for w in workers):
+                return
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the room's workers did not start: {workers}")
+            await asyncio.sleep(0.5)
 
 
 async def open_call(base_url: str, avatar: str, cookies: dict) -> BotCall:
@@ -84,6 +101,8 @@ async def person(
     answer_timeout: float,
     done_talking: asyncio.Event,
     hang_up: asyncio.Event,
+    max_turns: int = 0,
+    together: asyncio.Barrier | None = None,
 ) -> dict:
     """One simulated tester: sign up, call, talk until ``deadline``, stay until ``hang_up``."""
     rng = random.Random(index)
@@ -96,11 +115,15 @@ async def person(
     except Exception as e:  # a refused or silent call is a result, not a crash
         out["dropped"] = f"connect: {e}"
         done_talking.set()
+        if together:
+            await together.abort()
         return out
     out["connected_at"] = time.time()
     try:
         k = index
-        while time.time() < deadline:
+        while time.time() < deadline and not (max_turns and len(out["turns"]) >= max_turns):
+            if together:  # everyone starts speaking at the same instant
+                await together.wait()
             clip = clips[k % len(clips)]
             k += 1
             rec = await run_turn(call, clip, None, answer_timeout=answer_timeout)
@@ -109,6 +132,8 @@ async def person(
             print(f"  [{index} {avatar}] {tag}  heard {rec.heard_text!r}", flush=True)
             if rec.call_lost:
                 out["dropped"] = rec.error
+                if together:
+                    await together.abort()
                 break
             await asyncio.sleep(rng.uniform(*think))
         done_talking.set()
@@ -159,6 +184,7 @@ async def sample_stats(base_url: str, cookies: dict, into: list[dict], stop: asy
 async def run_load(args: argparse.Namespace, base_url: str, room: Server) -> dict:
     """Everyone calls, talks, hangs up; then check what the server still holds."""
     clips = [Clip(t, synthesize(t, e, o), e) for t, e, o in UTTERANCES]
+    await workers_ready(base_url)
     watcher = await sign_up(base_url, f"load-watch-{os.getpid()}")
     async with httpx.AsyncClient(base_url=base_url, cookies=watcher, timeout=10) as http:
         before = (await http.get("/api/stats")).json()
@@ -174,11 +200,12 @@ async def run_load(args: argparse.Namespace, base_url: str, room: Server) -> dic
     assert room.proc is not None
     with RssSampler(room.proc.pid) as rss:
         finished = [asyncio.Event() for _ in range(args.sessions)]
+        together = asyncio.Barrier(args.sessions) if args.together else None
         people = [
             asyncio.create_task(
                 person(
                     i, base_url, clips, deadline, args.think, args.answer_timeout,
-                    finished[i], hang_up,
+                    finished[i], hang_up, args.turns, together,
                 )
             )
             for i in range(args.sessions)
@@ -232,6 +259,8 @@ def summarize(run: dict, args: argparse.Namespace) -> dict:
         "answer_timeout_secs": args.answer_timeout,
         "turns": len(turns),
         "answered": len(v2v),
+        "answered_within_5s": sum(v <= 5000 for v in v2v),
+        "answered_within_10s": sum(v <= 10000 for v in v2v),
         "errors": sum(1 for t in turns if t["error"]),
         "error_kinds": sorted({t["error"] for t in turns if t["error"]}),
         "dropped_sessions": len(dropped),
@@ -277,6 +306,8 @@ def markdown(summary: dict, meta: dict) -> str:
         "| | |",
         "|---|---|",
         f"| turns answered / played | {summary['answered']} / {summary['turns']} |",
+        f"| answered within 5 s / 10 s | {summary['answered_within_5s']} / "
+        f"{summary['answered_within_10s']} |",
         f"| errors | {summary['errors']} {summary['error_kinds'] or ''} |",
         f"| dropped sessions | {summary['dropped_sessions']} |",
         f"| voice-to-voice p50 / p90 / p95 / p99 / max | {v[50]} / {v[90]} / {v[95]} / {v[99]}"
@@ -316,6 +347,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         help="seconds a person pauses between an answer and their next utterance: MIN,MAX",
     )
     parser.add_argument("--answer-timeout", type=float, default=30.0)
+    parser.add_argument("--turns", type=int, default=0, help="turns per person (0: until done)")
+    parser.add_argument("--together", action="store_true", help="everyone speaks at once")
+    parser.add_argument("--workers", type=int, help="the room's call workers (AVATARS_WORKERS)")
     parser.add_argument("--out", default="room_load", help="results file name (no suffix)")
     return parser.parse_args(argv)
 
@@ -326,7 +360,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     llm_port, room_port = free_port(), free_port()
     llm = llm_server(llm_port)
-    room = room_server(room_port, llm_port)
+    room = room_server(room_port, llm_port, args.workers)
     try:
         print(f"starting the LLM server and the room (logs: {room.log_path.parent})", flush=True)
         llm.start()

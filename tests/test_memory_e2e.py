@@ -10,6 +10,7 @@ dog at all (it often answers something else entirely).
 from __future__ import annotations
 
 import asyncio
+import re
 
 import pytest
 from loguru import logger
@@ -132,5 +133,8 @@ async def test_a_fact_told_in_one_session_is_recalled_in_the_next(
     restored = [str(m.get("content")).lower() for m in asked[-1] if m["role"] == "user"]
     assert any("biscuit" in m for m in restored)
     logger.info(f"asked 'What is my dog called?', the avatar said: {reply!r}")
-    if "dog" in reply.lower() and "called" in reply.lower():
-        assert "biscuit" in reply.lower(), f"named the dog wrongly: {reply!r}"
+    # The 135M model often answers past the fact (issue 16 makes it use it); what it must not
+    # do is tell Sarah her dog has another name.
+    claimed = re.search(r"\byour dog(?:'s name)? is (?:called |named )?(\w+)", reply.lower())
+    if claimed:
+        assert claimed[1] == "biscuit", f"named the dog wrongly: {reply!r}"

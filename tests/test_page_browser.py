@@ -74,7 +74,10 @@ def test_talk_page_shows_the_conversation(lumina_server, question_wav):
             page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
             page.on(
                 "console",
-                lambda m: m.type == "error" and problems.append(f"console: {m.text}"),
+                lambda m: (
+                    m.type == "error"
+                    and problems.append(f"console: {m.text} ({m.location.get('url')})")
+                ),
             )
             expect = playwright.expect
             # Signed out, the lobby sends us to sign in; create an account there.

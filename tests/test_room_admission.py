@@ -156,13 +156,16 @@ async def test_a_tab_that_closes_ends_its_call_within_seconds(small_room):
     stranger = await sign_up(small_room)
     async with httpx.AsyncClient(base_url=small_room, cookies=stranger, timeout=10) as http:
         other = await http.post("/api/hangup", content=beacon)
-        assert other.status_code == 404, "someone else hung up her call"
+        assert other.json() == {"status": "not live"}  # as for an unknown call
+    assert (await stats(small_room, ana))["sessions"] == 1, "someone else hung up her call"
     async with httpx.AsyncClient(base_url=small_room, cookies=ana, timeout=10) as http:
         garbled = await http.post("/api/hangup", content="pc_id=1")
         assert garbled.status_code == 422
         closed = time.monotonic()
         resp = await http.post("/api/hangup", content=beacon)
-        assert resp.status_code == 200, resp.text
+        assert resp.json() == {"status": "ended"}, resp.text
+        again = await http.post("/api/hangup", content=beacon)  # the tab's own, a moment later
+        assert again.status_code == 200, again.text
     await idle(small_room, ana, 10)
     print(f"a hung-up call ended after {time.monotonic() - closed:.1f} s")
     assert time.monotonic() - closed < 5

@@ -204,7 +204,9 @@ def create_app(
     @app.get("/api/health")
     async def health():
         report = await asyncio.to_thread(health_report, runtime, _loadable(catalog, offered()))
-        return {**report, **calls.health(), "room": admission.stats()}
+        placing = calls.health()
+        ok = report["ok"] and placing.pop("calls_ok", True)  # no worker up: no call can start
+        return {**report, **placing, "ok": ok, "room": admission.stats()}
 
     @app.get("/api/stats")
     async def stats(_user: SignedIn, collect: bool = Query(False)) -> dict:
@@ -279,12 +281,15 @@ def create_app(
         except ValidationError as e:
             why = e.errors()[0]["msg"]
             raise HTTPException(422, f'expected {{"pc_id": "..."}}: {why}') from None
+        # Idempotent: a page may hang up a call the server has just ended (it races the
+        # beacon), and someone else's call id is answered as if it were unknown.
         if calls.owner(body.pc_id) != user.id:
-            raise HTTPException(404, "no such call of yours")
+            return {"status": "not live"}
         try:
             await calls.hangup(body.pc_id)
         except CallError as e:
-            raise HTTPException(e.status, e.message) from None
+            if e.status != 404:  # it ended meanwhile: what was asked for
+                raise HTTPException(e.status, e.message) from None
         return {"status": "ended"}
 
     @app.get("/api/calls/{pc_id}")

@@ -41,6 +41,7 @@ from bots.settings import Settings
 from bots.supervisor import Supervisor
 from web.admission import Seat
 from web.calls import ENDED_KEPT, SERVER_ERROR, CallError, CallRequest
+from web.process_stats import rss_mb
 from web.worker import TOKEN_ENV, TOKEN_HEADER
 
 LOAD_EVERY_SECS = 0.5
@@ -339,9 +340,15 @@ class WorkerPool:
             key: sum(load.get(key) or 0 for load in loads)
             for key in ("sessions", "finishing", "peer_connections", "tasks")
         }
+        lags = [load.get("loop_lag") or {} for load in loads]
         return {
             **total,
             "in_memory": sum(load.get("in_memory") or 0 for load in loads) if collect else None,
+            "rss_mb": rss_mb() + sum(load.get("rss_mb") or 0 for load in loads),
+            "loop_lag": {  # the latest-running worker's
+                key: max((lag.get(key) or 0 for lag in lags), default=0)
+                for key in ("recent_max_ms", "max_ms")
+            },
             "peer_owners": sum(len(w.calls) for w in self.workers),
             "room_tasks": len(asyncio.all_tasks()),
             "audio_in_backlog_ms": max(
@@ -365,7 +372,11 @@ class WorkerPool:
             }
             for w in self.workers
         ]
-        return {"sessions": sum(w["sessions"] for w in workers), "workers": workers}
+        return {
+            "sessions": sum(w["sessions"] for w in workers),
+            "workers": workers,
+            "calls_ok": any(w["ready"] for w in workers),  # a call can be placed now
+        }
 
 
 def _detail(resp: httpx.Response) -> str:
