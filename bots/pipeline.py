@@ -26,7 +26,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import httpx
 from openai import AsyncOpenAI, DefaultAsyncHttpxClient
 from pipecat.audio.turn.smart_turn.base_smart_turn import SmartTurnParams
 from pipecat.audio.vad.vad_analyzer import VADParams
@@ -49,6 +48,7 @@ from pipecat.turns.user_stop import (
     TurnAnalyzerUserTurnStopStrategy,
 )
 from pipecat.turns.user_turn_strategies import UserTurnStrategies
+from pipecat.utils.http import connection_limits
 
 from bots.config import AvatarConfig, TurnTakingConfig
 from bots.llm_backend import LLMBackend
@@ -167,7 +167,15 @@ class LocalLLMService(OpenAILLMService):
         super().__init__(**kwargs)
         self._held_for_interruption: list[tuple[Frame, FrameDirection]] | None = None
 
-    def create_client(self, api_key=None, base_url=None, **kwargs):
+    def create_client(
+        self,
+        api_key=None,
+        base_url=None,
+        organization=None,
+        project=None,
+        default_headers=None,
+        **kwargs,
+    ):
         """Pipecat's client; for the embedded engine, one that keeps no connections for reuse.
 
         llama-server closes a connection after each streamed reply (and any idle one after
@@ -175,11 +183,17 @@ class LocalLLMService(OpenAILLMService):
         after a back-off of ~0.5 s. A fresh loopback connection costs well under 1 ms.
         """
         if self._keep_connections:
-            return super().create_client(api_key=api_key, base_url=base_url, **kwargs)
+            return super().create_client(
+                api_key, base_url, organization, project, default_headers, **kwargs
+            )
         return AsyncOpenAI(
             api_key=api_key,
             base_url=base_url,
-            http_client=DefaultAsyncHttpxClient(limits=httpx.Limits(max_keepalive_connections=0)),
+            # Pipecat's helper: a Limits of whichever HTTP client family openai uses.
+            http_client=DefaultAsyncHttpxClient(
+                limits=connection_limits(max_keepalive_connections=0)
+            ),
+            default_headers=default_headers,
         )
 
     async def _start_interruption(self):
