@@ -60,20 +60,32 @@ class LLMBackend:
 class SlotAllocator:
     """Which engine slot each session of this process holds: one each, lowest free first.
 
-    With more sessions than slots the extra ones hold none (``acquire`` returns None) and the
-    engine picks an idle slot for each request, the one whose cached prompt is most alike.
-    Thread-safe: sessions start on the event loop, probes run in threads.
+    Processes sharing one engine (the room's call workers) take disjoint shares of its slots:
+    worker ``index`` of ``count`` uses slots ``index, index + count, ...``, so two workers
+    never pin sessions to the same slot (a slot serves one request at a time and keeps one
+    conversation's cache). With more sessions than slots the extra ones hold none
+    (``acquire`` returns None) and the engine picks an idle slot for each request, the one
+    whose cached prompt is most alike. Thread-safe: sessions start on the event loop, probes
+    run in threads.
+
+    Args:
+        index: this process's share (0-based).
+        count: how many processes share the engine.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, index: int = 0, count: int = 1) -> None:
+        if not 0 <= index < count:
+            raise ValueError(f"slot share {index} of {count}")
+        self.index, self.count = index, count
         self._held: dict[str, set[int]] = {}
         self._lock = threading.Lock()
 
     def acquire(self, backend: LLMBackend) -> int | None:
-        """A free slot of ``backend``'s engine for a new session, or None."""
+        """A free slot of ``backend``'s engine (in this process's share), or None."""
         with self._lock:
             held = self._held.setdefault(backend.base_url, set())
-            free = next((k for k in range(backend.slots) if k not in held), None)
+            mine = range(self.index, backend.slots, self.count)
+            free = next((k for k in mine if k not in held), None)
             if free is not None:
                 held.add(free)
             return free
@@ -114,7 +126,7 @@ class LLMServers:
         self.settings = settings
         self._seen_models: dict[str, str] = {}  # server URL -> the model id it last reported
         self._slots: dict[str, int] = {}  # server URL -> its parallel slots (llama-server)
-        self.slots = SlotAllocator()
+        self.slots = SlotAllocator(*settings.llm_slot_share)
 
     def ollama_running(self) -> bool:
         """True when an Ollama server answers at ``OLLAMA_HOST``."""

@@ -114,6 +114,10 @@ def server_command(
         "--threads", str(threads),
         "--threads-batch", str(threads),
         "--cont-batching",
+        # Threads sleep between batches instead of spinning: on a machine where speech work
+        # shares the cores, a spinning thread takes a core from Piper/whisper (and a
+        # descheduled one stalls its partner).
+        "--poll", "0",
         "--metrics",  # /metrics: tokens evaluated and predicted, for the benches
         "--no-webui",
     ]  # fmt: skip

@@ -36,6 +36,9 @@ class Settings(BaseSettings):
     llm_parallel: int = Field(default=0, ge=0, le=256)
     """Slots of the embedded engine: conversations it generates at once. 0: one per call the
     room admits (``bots.capacity``)."""
+    llm_slot_share: tuple[int, int] = (0, 1)
+    """This process's share of the engine's slots, ``index,count`` (``bots.llm_backend``
+    ``SlotAllocator``); the room sets it for each call worker."""
     llm_nice: int = Field(default=10, ge=0, le=19)
     """CPU priority penalty of the embedded LLM server (Unix ``nice``). Tokens come ~20x
     faster than speech, but on 2 cores the generation competes with Piper synthesizing the

@@ -22,6 +22,13 @@ def test_each_session_gets_a_slot_of_its_own_until_there_are_none():
     assert slots.held(ENGINE) == 2
 
 
+def test_processes_sharing_an_engine_take_disjoint_slots():
+    engine = LLMBackend("embedded", "http://127.0.0.1:8089/v1", "local", slots=5)
+    first, second = SlotAllocator(0, 2), SlotAllocator(1, 2)
+    assert [first.acquire(engine) for _ in range(4)] == [0, 2, 4, None]
+    assert [second.acquire(engine) for _ in range(3)] == [1, 3, None]
+
+
 def test_requests_carry_their_slot_only_to_an_engine_with_slots():
     assert ENGINE.request_fields(1) == {"cache_prompt": True, "id_slot": 1}
     assert ENGINE.request_fields(None) == {"cache_prompt": True}

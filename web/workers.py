@@ -113,7 +113,8 @@ class WorkerPool:
             cmd = [sys.executable, "-m", "web.worker", "--port", str(port), "--name", name]
             if not greet:
                 cmd.append("--no-greeting")
-            env = {**os.environ, TOKEN_ENV: self.token}
+            # Disjoint shares of the LLM engine's slots (bots.llm_backend.SlotAllocator).
+            env = {**os.environ, TOKEN_ENV: self.token, "AVATARS_LLM_SLOT_SHARE": f"[{i},{n}]"}
             supervisor = Supervisor(
                 name, cmd, f"http://127.0.0.1:{port}/ready", ready_timeout=300.0, env=env
             )
