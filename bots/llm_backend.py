@@ -33,7 +33,9 @@ class LLMUnavailableError(RuntimeError):
 class LLMBackend:
     """Where to send chat completions."""
 
-    kind: Literal["ollama", "embedded"]
+    kind: Literal["ollama", "embedded", "openai"]
+    """``embedded``: a llama-server (ours or one of ``AVATARS_LLM_URLS``); ``openai``: another
+    OpenAI-compatible engine of that list (vLLM, ...)."""
     base_url: str
     model: str
     slots: int = 0
@@ -49,7 +51,7 @@ class LLMBackend:
 
         ``id_slot`` and ``cache_prompt`` are llama-server's; other engines get none.
         """
-        if self.kind != "embedded" or not self.slots:
+        if not self.slots:
             return {}
         fields: dict = {"cache_prompt": True}
         if slot is not None:
@@ -78,11 +80,16 @@ class SlotAllocator:
             raise ValueError(f"slot share {index} of {count}")
         self.index, self.count = index, count
         self._held: dict[str, set[int]] = {}
+        self._sessions: dict[str, int] = {}  # engine URL -> sessions of this process on it
         self._lock = threading.Lock()
 
     def acquire(self, backend: LLMBackend) -> int | None:
-        """A free slot of ``backend``'s engine (in this process's share), or None."""
+        """A new session on ``backend``'s engine: a free slot of this process's share, or None.
+
+        Every ``acquire`` is matched by one :meth:`release`.
+        """
         with self._lock:
+            self._sessions[backend.base_url] = self._sessions.get(backend.base_url, 0) + 1
             held = self._held.setdefault(backend.base_url, set())
             mine = range(self.index, backend.slots, self.count)
             free = next((k for k in mine if k not in held), None)
@@ -91,11 +98,17 @@ class SlotAllocator:
             return free
 
     def release(self, backend: LLMBackend, slot: int | None) -> None:
-        """Give a session's slot back (None: it held none)."""
-        if slot is None:
-            return
+        """A session ended: give its slot back (None: it held none)."""
         with self._lock:
-            self._held.get(backend.base_url, set()).discard(slot)
+            if self._sessions.get(backend.base_url):
+                self._sessions[backend.base_url] -= 1
+            if slot is not None:
+                self._held.get(backend.base_url, set()).discard(slot)
+
+    def sessions(self, url: str) -> int:
+        """This process's live sessions on the engine at ``url``."""
+        with self._lock:
+            return self._sessions.get(url, 0)
 
     def held(self, backend: LLMBackend) -> int:
         """How many of ``backend``'s slots are held."""
@@ -133,14 +146,18 @@ class LLMServers:
         return _get_json(f"{self.settings.ollama_host.rstrip('/')}/api/version") is not None
 
     def embedded_model(self) -> str | None:
-        """The model id the embedded server serves, or None when it is not running.
+        """The model id the first engine serves (the embedded one by default), or None."""
+        return self.engine_model(self.settings.engine_urls[0])
+
+    def engine_model(self, base_url: str) -> str | None:
+        """The model id the engine at ``base_url`` serves, or None when it does not answer.
 
         A server that accepted the connection but is slow to answer is busy, not down (a
         loaded machine, or an engine that answers between completions only, as
         llama-cpp-python's did): a new call must not be refused with "no LLM server" because
         another person's answer is being written.
         """
-        url = f"{self.settings.embedded_llm_url}/models"
+        url = f"{base_url}/models"
         try:
             resp = httpx.get(url, timeout=httpx.Timeout(1.0, connect=1.0))
             models = (resp.json() if resp.status_code == 200 else {}).get("data") or []
@@ -156,11 +173,14 @@ class LLMServers:
         return self._seen_models[url]
 
     def embedded_slots(self) -> int:
-        """The embedded engine's parallel slots (``/props`` ``total_slots``), asked once.
+        """The first engine's parallel slots (see :meth:`engine_slots`)."""
+        return self.engine_slots(self.settings.engine_urls[0])
 
-        0 when the server does not say (an engine without slots).
+    def engine_slots(self, base: str) -> int:
+        """An engine's parallel slots (llama-server's ``/props`` ``total_slots``), asked once.
+
+        0 when the server does not say (an engine without slots: vLLM, Ollama).
         """
-        base = self.settings.embedded_llm_url
         if base not in self._slots:
             props = _get_json(f"{base.removesuffix('/v1')}/props")
             if props is None:
@@ -211,18 +231,36 @@ class LLMServers:
             self.ensure_ollama_model(ollama_model)
             return LLMBackend("ollama", f"{settings.ollama_host.rstrip('/')}/v1", ollama_model)
         if choice in ("auto", "embedded"):
-            model = self.embedded_model()
-            if model:
-                slots = self.embedded_slots()
-                return LLMBackend("embedded", settings.embedded_llm_url, model, slots)
+            engine = self.pick_engine()
+            if engine:
+                return engine
         raise LLMUnavailableError(self.unavailable_message())
+
+    def pick_engine(self) -> LLMBackend | None:
+        """The engine a new session goes to, or None when none answers.
+
+        Of those answering, the one with the fewest of this process's sessions (ties: the
+        first listed). A session keeps its engine (and its slot there) for its whole life:
+        its conversation stays cached in one place.
+        """
+        best: LLMBackend | None = None
+        for url in self.settings.engine_urls:
+            model = self.engine_model(url)
+            if not model:
+                continue
+            slots = self.engine_slots(url)
+            engine = LLMBackend("embedded" if slots else "openai", url, model, slots)
+            if best is None or self.slots.sessions(url) < self.slots.sessions(best.base_url):
+                best = engine
+        return best
 
     def unavailable_message(self) -> str:
         """What to tell a person when no LLM answers."""
+        engines = ", ".join(self.settings.engine_urls)
         return (
-            f"No LLM server is reachable (Ollama at {self.settings.ollama_host}, embedded server "
-            f"at {self.settings.embedded_llm_url}). Start Ollama (`ollama serve`) or run "
-            "`make llm` (the embedded llama.cpp server) and try again."
+            f"No LLM server is reachable (Ollama at {self.settings.ollama_host}, engine at "
+            f"{engines}). Start Ollama (`ollama serve`) or run `make llm` (the embedded "
+            "llama.cpp server) and try again."
         )
 
     def health(self) -> dict:
@@ -230,13 +268,13 @@ class LLMServers:
         settings = self.settings
         if settings.llm_backend != "embedded" and self.ollama_running():
             return {"ok": True, "backend": "ollama", "url": settings.ollama_host}
-        model = self.embedded_model() if settings.llm_backend != "ollama" else None
-        if model:
-            return {
-                "ok": True,
-                "backend": "embedded",
-                "url": settings.embedded_llm_url,
-                "model": model,
-                "slots": self.embedded_slots(),
-            }
+        if settings.llm_backend != "ollama":
+            engines = [
+                {"url": url, "model": model, "slots": self.engine_slots(url)}
+                for url in settings.engine_urls
+                if (model := self.engine_model(url))
+            ]
+            if engines:
+                first = engines[0]
+                return {"ok": True, "backend": "embedded", **first, "engines": engines}
         return {"ok": False, "backend": None, "fix": self.unavailable_message()}

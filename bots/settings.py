@@ -36,6 +36,12 @@ class Settings(BaseSettings):
     llm_parallel: int = Field(default=0, ge=0, le=256)
     """Slots of the embedded engine: conversations it generates at once. 0: one per call the
     room admits (``bots.capacity``)."""
+    llm_urls: str = Field(
+        default="", pattern=r"^(\s*https?://[^\s,]+\s*(,\s*https?://[^\s,]+\s*)*)?$"
+    )
+    """OpenAI-compatible engines to spread sessions over, comma-separated base URLs ending in
+    ``/v1`` (llama-server, vLLM, Ollama's ``/v1``; this machine or others). Empty: the embedded
+    engine at ``AVATARS_LLM_PORT``."""
     llm_slot_share: tuple[int, int] = (0, 1)
     """This process's share of the engine's slots, ``index,count`` (``bots.llm_backend``
     ``SlotAllocator``); the room sets it for each call worker."""
@@ -110,6 +116,12 @@ class Settings(BaseSettings):
     def embedded_llm_url(self) -> str:
         """OpenAI-compatible base URL of the embedded server."""
         return f"http://{self.llm_host}:{self.llm_port}/v1"
+
+    @property
+    def engine_urls(self) -> list[str]:
+        """The engines sessions are spread over (``AVATARS_LLM_URLS``, else the embedded one)."""
+        urls = [u.strip().rstrip("/") for u in self.llm_urls.split(",") if u.strip()]
+        return urls or [self.embedded_llm_url]
 
 
 class SettingsError(ValueError):

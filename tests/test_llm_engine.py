@@ -8,12 +8,18 @@ their whole first turn already evaluated: asserted from the engine's own cached-
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import subprocess
+import sys
 import time
 from dataclasses import dataclass, field
 
 import httpx
 import pytest
+
+from testkit.net import free_port, wait_http
+from tests.conftest import ROOT
 
 pytestmark = pytest.mark.slow
 
@@ -101,3 +107,45 @@ async def test_two_conversations_stream_at_once_each_keeping_its_prompt_cache(ll
         # the first turn's whole prompt came from its slot's cache, not from the other's.
         assert two.cached_tokens >= one.prompt_tokens, (one, two)
         assert two.prompt_tokens - two.cached_tokens < 40, (one, two)
+
+
+@contextlib.contextmanager
+def another_engine(slots: int = 2):
+    """A second llama-server (as on another machine), on a free port."""
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bots.llm_server", "--port", str(port), "--parallel", str(slots)],
+        cwd=ROOT,
+    )
+    try:
+        wait_http(f"http://127.0.0.1:{port}/health", 120, proc)
+        yield f"http://127.0.0.1:{port}/v1"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+
+
+def test_sessions_are_spread_over_several_engines_and_each_keeps_its_own(llm_backend, make_runtime):
+    with another_engine() as second:
+        runtime = make_runtime(llm_urls=f"{llm_backend.base_url}, {second}")
+        llm = runtime.llm
+        engines = llm.health()["engines"]
+        assert [e["url"] for e in engines] == [llm_backend.base_url, second]
+        assert [e["slots"] for e in engines] == [llm_backend.slots, 2]
+        sessions = []
+        for _ in range(4):
+            engine = llm.resolve("unused")
+            sessions.append((engine, llm.slots.acquire(engine)))
+        # Balanced by sessions, each pinned to a slot of its own engine.
+        assert [e.base_url for e, _ in sessions].count(second) == 2
+        on_second = [slot for e, slot in sessions if e.base_url == second]
+        assert sorted(on_second) == [0, 1]
+        for engine, slot in sessions:  # each session's request is answered by its engine
+            body = {"model": engine.model, "messages": [{"role": "user", "content": "Hi"}]}
+            body |= {"max_tokens": 2, **engine.request_fields(slot)}
+            resp = httpx.post(f"{engine.base_url}/chat/completions", json=body, timeout=60)
+            assert resp.status_code == 200, resp.text
+        for engine, slot in sessions:
+            llm.slots.release(engine, slot)
+    # The second engine is gone: new sessions go to the one that answers.
+    assert {llm.resolve("unused").base_url for _ in range(3)} == {llm_backend.base_url}
