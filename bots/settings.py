@@ -88,6 +88,9 @@ class Settings(BaseSettings):
     workers: int = Field(default=-1, ge=-1, le=64)
     """Worker processes the room (``python -m web``) runs its calls on (``web.workers``).
     -1: one per core; 0: every call on the room's own event loop."""
+    ray_address: str = ""
+    """A Ray cluster to place the room's call workers on (``host:port`` or ``auto``;
+    ``web.ray_workers``). Empty: workers are processes of this machine, no Ray needed."""
     calls_per_person: int = Field(default=2, ge=1, le=100)
     """Live calls one account may have at once (two tabs, say); more are refused."""
     connect_timeout_secs: float = Field(default=20.0, gt=0, le=600)

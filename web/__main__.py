@@ -50,6 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     from bots.capacity import cores
     from web.app import create_app
     from web.auth import RoomOptions
+    from web.ray_workers import ClusterError
     from web.tls import lan_addresses, self_signed_cert
 
     try:
@@ -64,9 +65,11 @@ def main(argv: list[str] | None = None) -> int:
         urls = [f"{scheme}://{a}:{args.port}/" for a in addresses]
         local = f"{scheme}://127.0.0.1:{args.port}/" if host in ("0.0.0.0", "::", *LOOPBACK) else ""
         room = RoomOptions(lan=args.lan, passcode=passcode, https=args.https, urls=urls)
-        workers = settings.workers if settings.workers >= 0 else cores()
-        app = create_app(Runtime.start(settings), room=room, workers=workers)
-    except (AvatarConfigError, PatchVersionError, SettingsError) as e:
+        cluster = bool(settings.ray_address)
+        # -1: one per core here, or (0) one per CPU of the cluster.
+        workers = settings.workers if settings.workers >= 0 else (0 if cluster else cores())
+        app = create_app(Runtime.start(settings), room=room, workers=workers, cluster=cluster)
+    except (AvatarConfigError, PatchVersionError, SettingsError, ClusterError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     tls: dict[str, Any] = {}

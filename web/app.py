@@ -97,6 +97,7 @@ def create_app(
     accounts: AccountStore | None = None,
     login_check_secs: float | None = None,
     workers: int = 0,
+    cluster: bool = False,
 ) -> FastAPI:
     """Build the app.
 
@@ -110,6 +111,8 @@ def create_app(
             (default: ``AVATARS_LOGIN_CHECK_SECS``).
         workers: calls run on this many worker processes (``web.workers``); 0: on this
             process's own event loop (``web.calls.LocalCalls``).
+        cluster: the workers are Ray actors on the cluster at ``AVATARS_RAY_ADDRESS``
+            (``web.ray_workers``; ``workers`` 0: one per CPU of the cluster).
     """
     room = room or RoomOptions()
     settings = runtime.settings
@@ -130,7 +133,11 @@ def create_app(
         catalog.load(avatar_id)  # fail at start-up, naming the bad field, not at first call
     still_valid = functools.partial(_still_valid, accounts)
     calls: Calls
-    if workers:
+    if cluster:
+        from web.ray_workers import ray_worker_pool  # Ray is imported only when asked for
+
+        calls = ray_worker_pool(settings, workers, greet=greet)
+    elif workers:
         calls = WorkerPool(settings, workers, greet=greet)
     else:
         calls = LocalCalls(
@@ -141,7 +148,7 @@ def create_app(
     @asynccontextmanager
     async def lifespan(_app: FastAPI):
         warm = None
-        if not workers:  # workers load and warm their own models
+        if not (workers or cluster):  # workers load and warm their own models
             # Load and warm every model before the first person connects, off the event loop.
             loaded = [catalog.load(a) for a in offered()]
             await asyncio.to_thread(warm_up_models, runtime, loaded)

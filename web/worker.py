@@ -1,9 +1,12 @@
-"""A worker process of the room: ``python -m web.worker --port N`` (started by ``web.workers``).
+"""A worker process of the room: ``python -m web.worker --port N``.
+
+``web.workers`` starts it on this machine; on a Ray cluster, ``web.ray_workers`` on any node.
 
 It runs calls (``web.calls.LocalCalls``) on an event loop of its own, with a runtime of its own:
 models loaded and warmed once per worker, its own memory store (the same LanceDB as the room's)
 and its own LLM client. The room keeps pages, accounts, admission and the lobby, and places
-each new call on the least busy worker through this small API on 127.0.0.1:
+each new call on the least busy worker through this small API (on 127.0.0.1, or on its node's
+address in a cluster):
 
     GET    /ready             200 once the models are loaded and warm (the supervisor waits)
     POST   /calls             a WebRTC offer for a new call (or a renegotiation) -> the answer
@@ -218,6 +221,9 @@ def main(argv: list[str] | None = None) -> int:
 
     parser = argparse.ArgumentParser(prog="python -m web.worker", description=__doc__)
     parser.add_argument("--port", type=int, required=True)
+    parser.add_argument(
+        "--host", default="127.0.0.1", help="this machine's address the room reaches it at"
+    )
     parser.add_argument("--name", default="worker", help="for the logs")
     parser.add_argument("--no-greeting", action="store_true")
     args = parser.parse_args(argv)
@@ -229,7 +235,7 @@ def main(argv: list[str] | None = None) -> int:
     logger.add(sys.stderr, format=f"{args.name} | {{time:HH:mm:ss.SSS}} | {{level}} | {{message}}")
     runtime = Runtime.start()
     app = create_worker_app(runtime, token, greet=not args.no_greeting)
-    uvicorn.run(app, host="127.0.0.1", port=args.port, log_level="warning", loop=EVENT_LOOP)
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning", loop=EVENT_LOOP)
     return 0
 
 

@@ -74,9 +74,14 @@ class Worker:
 
     name: str
     port: int
-    supervisor: Supervisor
+    supervisor: Supervisor | None = None
+    """Its local supervisor (None: it runs elsewhere, ``web.ray_workers``)."""
+    host: str = "127.0.0.1"
+    node: str = ""
+    """The machine it runs on (a Ray node id; empty: this one)."""
     ready: bool = False
     pid: int | None = None
+    restarts: int = 0
     load: dict[str, Any] = field(default_factory=dict)
     calls: dict[str, Placed] = field(default_factory=dict)
     pending: int = 0  # offers sent, not yet answered
@@ -85,7 +90,7 @@ class Worker:
     @property
     def url(self) -> str:
         """Its API's base URL."""
-        return f"http://127.0.0.1:{self.port}"
+        return f"http://{self.host}:{self.port}"
 
     def busy(self) -> tuple[int, float]:
         """Sort key for placing: calls (live, being answered, relayed), then loop lateness."""
@@ -106,30 +111,48 @@ class WorkerPool:
         self.settings = settings
         self.token = secrets.token_urlsafe(24)
         self.greet = greet
+        self.n = n
         self.workers: list[Worker] = []
-        for i in range(n):
-            port = _free_port()
-            name = f"worker-{i + 1}"
-            cmd = [sys.executable, "-m", "web.worker", "--port", str(port), "--name", name]
-            if not greet:
-                cmd.append("--no-greeting")
-            # Disjoint shares of the LLM engine's slots (bots.llm_backend.SlotAllocator).
-            env = {**os.environ, TOKEN_ENV: self.token, "AVATARS_LLM_SLOT_SHARE": f"[{i},{n}]"}
-            supervisor = Supervisor(
-                name, cmd, f"http://127.0.0.1:{port}/ready", ready_timeout=300.0, env=env
-            )
-            self.workers.append(Worker(name, port, supervisor))
         self._ended: OrderedDict[str, str] = OrderedDict()
         self._http = httpx.AsyncClient(timeout=30, headers={TOKEN_HEADER: self.token})
         self._tasks: list[asyncio.Task] = []
         self._threads: list[asyncio.Future] = []
+        self._make_workers()
+
+    def worker_env(self, index: int) -> dict[str, str]:
+        """A worker's environment beyond this process's own.
+
+        The pool's token, and the worker's share of the LLM engine's slots
+        (``bots.llm_backend.SlotAllocator``).
+        """
+        return {TOKEN_ENV: self.token, "AVATARS_LLM_SLOT_SHARE": f"[{index},{self.n}]"}
+
+    def worker_args(self, name: str) -> list[str]:
+        """``python -m web.worker`` arguments (without ``--port`` / ``--host``)."""
+        return ["--name", name, *([] if self.greet else ["--no-greeting"])]
+
+    def _make_workers(self) -> None:
+        for i in range(self.n):
+            port = _free_port()
+            name = f"worker-{i + 1}"
+            cmd = [sys.executable, "-m", "web.worker", "--port", str(port), *self.worker_args(name)]
+            env = {**os.environ, **self.worker_env(i)}
+            supervisor = Supervisor(
+                name, cmd, f"http://127.0.0.1:{port}/ready", ready_timeout=300.0, env=env
+            )
+            self.workers.append(Worker(name, port, supervisor))
 
     # -- the processes -------------------------------------------------------------------------
 
     async def start(self) -> None:
         """Start every worker (in the background: the room serves pages meanwhile)."""
+        self._start_workers()
+        self._tasks.append(asyncio.create_task(self._watch_loads(), name="worker-loads"))
+
+    def _start_workers(self) -> None:
         loop = asyncio.get_running_loop()
         for worker in self.workers:
+            assert worker.supervisor is not None
             worker.supervisor.on_ready = _on_loop(loop, self._on_ready, worker)
             worker.supervisor.on_exit = _on_loop(loop, self._on_exit, worker)
             self._threads.append(
@@ -137,16 +160,19 @@ class WorkerPool:
                     asyncio.to_thread(worker.supervisor.run, handle_signals=False)
                 )
             )
-        self._tasks.append(asyncio.create_task(self._watch_loads(), name="worker-loads"))
 
     async def stop(self) -> None:
         """Stop the workers (they end their calls) and wait for them."""
         for task in self._tasks:
             task.cancel()
-        for worker in self.workers:
-            worker.supervisor.stop()
-        await asyncio.gather(*self._threads, return_exceptions=True)
+        await self._stop_workers()
         await self._http.aclose()
+
+    async def _stop_workers(self) -> None:
+        for worker in self.workers:
+            if worker.supervisor:
+                worker.supervisor.stop()
+        await asyncio.gather(*self._threads, return_exceptions=True)
 
     def _on_ready(self, worker: Worker, pid: int) -> None:
         worker.ready, worker.pid = True, pid
@@ -154,6 +180,7 @@ class WorkerPool:
 
     def _on_exit(self, worker: Worker, code: int) -> None:
         worker.ready, worker.pid, worker.load = False, None, {}
+        worker.restarts += 1  # it is started again (bots.supervisor)
         lost = list(worker.calls.values())
         worker.calls.clear()
         for placed in lost:
@@ -271,7 +298,7 @@ class WorkerPool:
         params = {"avatar_id": call.avatar_id, "user_id": call.user_id, "username": call.username}
         if call.login:
             params["login"] = call.login
-        url = f"ws://127.0.0.1:{worker.port}/ws?" + httpx.QueryParams(params).__str__()
+        url = f"ws://{worker.host}:{worker.port}/ws?" + str(httpx.QueryParams(params))
         worker.websockets += 1
         try:
             async with websockets.connect(
@@ -365,11 +392,12 @@ class WorkerPool:
                 "name": w.name,
                 "ready": w.ready,
                 "pid": w.pid,
+                "node": w.node,
                 "calls": len(w.calls),
                 "sessions": w.load.get("sessions", 0),
                 "loop_lag_ms": (w.load.get("loop_lag") or {}).get("recent_max_ms"),
                 "rss_mb": round(w.load.get("rss_mb") or 0),
-                "restarts": w.supervisor.restarts,
+                "restarts": w.restarts,
             }
             for w in self.workers
         ]
