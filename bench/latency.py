@@ -2,8 +2,9 @@
 
     .venv/bin/python -m bench.latency [--turns 20] [--concurrency 1,2,4,8] [--quick]
 
-Starts the embedded LLM server, our bot (``python -m bots lumina --no-greeting``) and a stock
-Pipecat 1.14 peer on the same models (``bench/peer_bot.py``), then plays the fixed utterances
+Starts the embedded LLM engine, our bot (``python -m bots lumina --no-greeting``) and a stock
+Pipecat 1.14 peer on the same models (``bench/peer_bot.py``, with an engine of its own: the
+same llama-server, so neither evicts the other's prompt cache), then plays the fixed utterances
 (``bench/utterances.py``) into each over WebRTC in real time with the same aiortc client and
 measures, per turn (``bench/latency_turns.py``): voice-to-voice latency at the client, the
 server's breakdown, barge-in stop time and transcript WER. The bots take turns in blocks of 5
@@ -269,6 +270,7 @@ def run_all(args: argparse.Namespace, results: dict, servers: dict[str, Server])
         results["idle_rss_mb"][server.name] = round(tree_rss(server.proc.pid) / 2**20)
     bots = {name: s.ready_url.removesuffix("/api/health") for name, s in servers.items()}
     bots.pop("llm_server")
+    bots.pop("peer_llm_server", None)
     print(f"{args.turns} turns per bot, alternating {', '.join(bots)}", flush=True)
     run_sequential(bots, clips, interruption, args.turns, results)
     if "peer" in servers and not args.peer_concurrency:
@@ -355,7 +357,12 @@ def main(argv: list[str] | None = None) -> int:
     llm_port = free_port()
     servers = {"llm_server": llm_server(llm_port), "ours": our_bot(free_port(), llm_port)}
     if not args.no_peer:
-        servers["peer"] = peer_bot(free_port(), llm_port)
+        # An engine of its own (same binary, model and settings): the peer's requests carry
+        # no slot, and llama-server would put them in the idle slot most like them, which
+        # is our session's (the same system prompt), evicting its conversation.
+        peer_llm_port = free_port()
+        servers["peer_llm_server"] = llm_server(peer_llm_port, "peer_llm_server")
+        servers["peer"] = peer_bot(free_port(), peer_llm_port)
     started = time.monotonic()
     try:
         run_all(args, results, servers)

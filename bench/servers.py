@@ -104,10 +104,10 @@ class Server:
             os.killpg(pgid, signal.SIGTERM)
 
 
-def llm_server(port: int) -> Server:
-    """The embedded llama.cpp server (``python -m bots.llm_server``)."""
+def llm_server(port: int, name: str = "llm_server") -> Server:
+    """The embedded LLM engine (``python -m bots.llm_server``: llama-server)."""
     argv = [sys.executable, "-m", "bots.llm_server", "--port", str(port)]
-    return Server("llm_server", argv, f"http://127.0.0.1:{port}/v1/models")
+    return Server(name, argv, f"http://127.0.0.1:{port}/health")
 
 
 def our_bot(port: int, llm_port: int) -> Server:

@@ -40,5 +40,9 @@ def room_capacity(settings: Settings) -> int:
 
 
 def default_parallel(settings: Settings) -> int:
-    """LLM engine slots: one per call the room admits, so no live call shares a cache."""
-    return room_capacity(settings)
+    """LLM engine slots: one per call the room admits, and one for work of no call.
+
+    So no live call shares a cache; warm-up and memory distillation go to the last slot
+    (``LLMBackend.background_slot``).
+    """
+    return room_capacity(settings) + 1

@@ -58,6 +58,25 @@ class LLMBackend:
             fields["id_slot"] = slot
         return fields
 
+    @property
+    def background_slot(self) -> int | None:
+        """The slot kept for requests of no session (warm-up, memory distillation): the last.
+
+        Without one, llama-server gives such a request the idle slot whose cached prompt is
+        most alike, which is a session's (the same system prompt), and the session's next
+        turn re-reads its whole conversation. None with fewer than 2 slots.
+        """
+        return self.slots - 1 if self.slots >= 2 else None
+
+    def background_fields(self) -> dict:
+        """Request fields for work of no session: into :attr:`background_slot`."""
+        return self.request_fields(self.background_slot)
+
+    @property
+    def session_slots(self) -> int:
+        """Slots sessions may hold (all but :attr:`background_slot`)."""
+        return self.slots - 1 if self.background_slot is not None else self.slots
+
 
 class SlotAllocator:
     """Which engine slot each session of this process holds: one each, lowest free first.
@@ -91,7 +110,7 @@ class SlotAllocator:
         with self._lock:
             self._sessions[backend.base_url] = self._sessions.get(backend.base_url, 0) + 1
             held = self._held.setdefault(backend.base_url, set())
-            mine = range(self.index, backend.slots, self.count)
+            mine = range(self.index, backend.session_slots, self.count)
             free = next((k for k in mine if k not in held), None)
             if free is not None:
                 held.add(free)

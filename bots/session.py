@@ -159,7 +159,11 @@ class VoiceSession:
         settings = self.runtime.settings
         distiller = None
         if settings.memory_distill:
-            distiller = Distiller(self.backend.base_url, self.backend.model)
+            distiller = Distiller(
+                self.backend.base_url,
+                self.backend.model,
+                extra_body=self.backend.background_fields(),
+            )
         return SessionMemory(
             store,
             self.runtime.jobs,

@@ -67,7 +67,7 @@ async def warm_llm(runtime: Runtime, avatars: list[AvatarConfig], wait_secs: flo
                 {"role": "system", "content": avatar.system_prompt()},
                 {"role": "user", "content": "Hi"},
             ]
-            await prefill(backend.base_url, backend.model, messages)
+            await prefill(backend.base_url, backend.model, messages, backend.background_fields())
         except LLMUnavailableError as e:
             logger.info(f"LLM not warmed for {avatar.id}: {e}")
 

@@ -93,10 +93,18 @@ class Distiller:
     """
 
     def __init__(
-        self, base_url: str, model: str, *, timeout_secs: float = 60.0, max_turns: int = 24
+        self,
+        base_url: str,
+        model: str,
+        *,
+        timeout_secs: float = 60.0,
+        max_turns: int = 24,
+        extra_body: dict | None = None,
     ):
         self.base_url = base_url
         self.model = model
+        self.extra_body = extra_body or {}
+        """Engine fields (llama-server's ``id_slot``: a slot no conversation holds)."""
         self.timeout_secs = timeout_secs
         self.max_turns = max_turns
 
@@ -120,6 +128,7 @@ class Distiller:
                 messages=[{"role": "user", "content": prompt}],
                 temperature=0.1,
                 max_tokens=160,
+                extra_body=self.extra_body or None,
             )
             text = reply.choices[0].message.content or ""
         except Exception as e:

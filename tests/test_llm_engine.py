@@ -110,7 +110,7 @@ async def test_two_conversations_stream_at_once_each_keeping_its_prompt_cache(ll
 
 
 @contextlib.contextmanager
-def another_engine(slots: int = 2):
+def another_engine(slots: int = 3):
     """A second llama-server (as on another machine), on a free port."""
     port = free_port()
     proc = subprocess.Popen(
@@ -131,7 +131,7 @@ def test_sessions_are_spread_over_several_engines_and_each_keeps_its_own(llm_bac
         llm = runtime.llm
         engines = llm.health()["engines"]
         assert [e["url"] for e in engines] == [llm_backend.base_url, second]
-        assert [e["slots"] for e in engines] == [llm_backend.slots, 2]
+        assert [e["slots"] for e in engines] == [llm_backend.slots, 3]
         sessions = []
         for _ in range(4):
             engine = llm.resolve("unused")

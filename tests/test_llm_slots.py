@@ -8,7 +8,7 @@ from bots.capacity import default_capacity
 from bots.llm_backend import LLMBackend, SlotAllocator
 from bots.llm_server import library_dir, server_command
 
-ENGINE = LLMBackend("embedded", "http://127.0.0.1:8089/v1", "local", slots=2)
+ENGINE = LLMBackend("embedded", "http://127.0.0.1:8089/v1", "local", slots=3)
 
 
 def test_each_session_gets_a_slot_of_its_own_until_there_are_none():
@@ -16,15 +16,18 @@ def test_each_session_gets_a_slot_of_its_own_until_there_are_none():
     first, second = slots.acquire(ENGINE), slots.acquire(ENGINE)
     assert {first, second} == {0, 1}
     assert slots.acquire(ENGINE) is None  # a third shares: the engine picks an idle slot
+    assert ENGINE.background_fields() == {"cache_prompt": True, "id_slot": 2}  # kept free
     slots.release(ENGINE, first)
     assert slots.acquire(ENGINE) == first
     slots.release(ENGINE, None)  # a session that held none
     assert slots.held(ENGINE) == 2
+    one = LLMBackend("embedded", "http://127.0.0.1:8089/v1", "local", slots=1)
+    assert one.background_slot is None and SlotAllocator().acquire(one) == 0
 
 
 def test_processes_sharing_an_engine_take_disjoint_slots():
-    engine = LLMBackend("embedded", "http://127.0.0.1:8089/v1", "local", slots=5)
-    first, second = SlotAllocator(0, 2), SlotAllocator(1, 2)
+    engine = LLMBackend("embedded", "http://127.0.0.1:8089/v1", "local", slots=6)
+    first, second = SlotAllocator(0, 2), SlotAllocator(1, 2)  # slot 5: background work
     assert [first.acquire(engine) for _ in range(4)] == [0, 2, 4, None]
     assert [second.acquire(engine) for _ in range(3)] == [1, 3, None]
 
