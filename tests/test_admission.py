@@ -1,11 +1,13 @@
-"""Admission control and engine slots: pure logic (``web.admission``, ``bots.llm_backend``)."""
+"""Admission control and the room's capacity: pure logic (``web.admission``, ``bots.capacity``).
+
+Engine slots are in ``test_llm_slots.py``.
+"""
 
 from __future__ import annotations
 
 import pytest
 
 from bots.capacity import CALL_CORE_SHARE, default_capacity, room_capacity
-from bots.llm_backend import LLMBackend, SlotAllocator
 from bots.settings import Settings
 from web.admission import Admission, Refused
 
@@ -59,20 +61,3 @@ def test_capacity_defaults_from_the_cores():
     assert default_capacity(2) == int(2 / CALL_CORE_SHARE)
     assert default_capacity(1) >= 1
     assert room_capacity(Settings(room_capacity=5)) == 5
-
-
-def test_each_session_gets_a_slot_of_its_own_until_they_run_out():
-    engine = LLMBackend("embedded", "http://127.0.0.1:1/v1", "local", slots=2)
-    slots = SlotAllocator()
-    a, b, c = slots.acquire(engine), slots.acquire(engine), slots.acquire(engine)
-    assert (a, b, c) == (0, 1, None)
-    slots.release(engine, a)
-    assert slots.acquire(engine) == 0
-    assert engine.request_fields(1) == {"cache_prompt": True, "id_slot": 1}
-    assert engine.request_fields(None) == {"cache_prompt": True}
-
-
-def test_engines_without_slots_get_no_llama_server_fields():
-    ollama = LLMBackend("ollama", "http://127.0.0.1:11434/v1", "llama3.2:3b")
-    assert ollama.request_fields(None) == {}
-    assert SlotAllocator().acquire(ollama) is None

@@ -37,6 +37,7 @@ def test_requests_carry_their_slot_only_to_an_engine_with_slots():
     assert ENGINE.request_fields(None) == {"cache_prompt": True}
     ollama = LLMBackend("ollama", "http://127.0.0.1:11434/v1", "llama3.2:3b")
     assert ollama.request_fields(1) == {}
+    assert SlotAllocator().acquire(ollama) is None  # no slots to hold there
 
 
 def test_the_engine_gets_a_context_per_slot():
