@@ -11,9 +11,8 @@ import asyncio
 
 import pytest
 
-from testkit.webrtc_client import call_bot, sign_up
 from tests.conftest import bot_server
-from tests.test_room_workers import answered, placed, workers_ready
+from tests.test_room_workers import two_people_talk_at_once, workers_ready
 
 pytestmark = pytest.mark.slow
 
@@ -34,17 +33,5 @@ def cluster_room(llm_backend):
 async def test_calls_land_on_both_nodes_and_each_is_heard_and_answered(cluster_room):
     room, workers = cluster_room
     assert len({w["node"] for w in workers}) == 2, f"both workers on one node: {workers}"
-    people = [await sign_up(room), await sign_up(room)]
-    calls = [await call_bot(room, cookies=p) for p in people]
-    try:
-        on = await placed(room, 2)
-        assert {w["node"] for w in on if w["calls"] == 1} == {w["node"] for w in workers}
-        questions = ["What is the capital of France?", "Tell me about the moon."]
-        results = await asyncio.gather(
-            *(answered(c, q) for c, q in zip(calls, questions, strict=True))
-        )
-        assert results == [True, True]
-        heard = [" ".join(c.transcriptions()).lower() for c in calls]
-        assert "france" in heard[0] and "moon" in heard[1], heard
-    finally:
-        await asyncio.gather(*(c.close() for c in calls))
+    on = await two_people_talk_at_once(room)
+    assert {w["node"] for w in on if w["calls"] == 1} == {w["node"] for w in workers}

@@ -67,11 +67,19 @@ async def placed(base: str, n: int) -> list[dict]:
 
 
 async def test_calls_on_two_workers_at_once_are_each_heard_and_answered(room):
+    workers = await two_people_talk_at_once(room)
+    assert [w["calls"] for w in workers] == [1, 1], "both calls went to one worker"
+
+
+async def two_people_talk_at_once(room: str) -> list[dict]:
+    """Two people call and ask a question at the same time; each is heard and answered.
+
+    Returns the workers as they were with both calls placed.
+    """
     people = [await sign_up(room), await sign_up(room)]
     calls = [await call_bot(room, cookies=p) for p in people]
     try:
         workers = await placed(room, 2)
-        assert [w["calls"] for w in workers] == [1, 1], "both calls went to one worker"
         questions = ["What is the capital of France?", "Tell me about the moon."]
         results = await asyncio.gather(
             *(answered(c, q) for c, q in zip(calls, questions, strict=True))
@@ -79,6 +87,7 @@ async def test_calls_on_two_workers_at_once_are_each_heard_and_answered(room):
         assert results == [True, True]
         heard = [" ".join(c.transcriptions()).lower() for c in calls]
         assert "france" in heard[0] and "moon" in heard[1], heard
+        return workers
     finally:
         await asyncio.gather(*(c.close() for c in calls))
 

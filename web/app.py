@@ -31,13 +31,11 @@ import asyncio
 import functools
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any, cast
 
 from fastapi import Cookie, FastAPI, HTTPException, Query, Request, WebSocket
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from loguru import logger
-from pipecat.transports.smallwebrtc.request_handler import IceCandidate, SmallWebRTCRequest
 from pydantic import BaseModel, Field, ValidationError
 
 from bots.capacity import room_capacity
@@ -49,30 +47,12 @@ from web.accounts import AccountStore
 from web.admission import Admission, Refused, Seat
 from web.auth import COOKIE, RoomOptions, SignedIn, auth_router, websocket_user
 from web.avatars_api import avatars_router
-from web.calls import CallError, CallRequest, Calls, LocalCalls
+from web.calls import CallError, CallRequest, Calls, IceCandidateBody, LocalCalls, OfferBody
 from web.health import health_report
 from web.memory_api import memory_router
 from web.workers import WorkerPool
 
 STATIC = Path(__file__).parent / "static"
-
-
-class OfferBody(BaseModel):
-    """A WebRTC offer, as Pipecat clients send it."""
-
-    sdp: str = Field(min_length=1)
-    type: str = Field(pattern="^(offer|answer)$")
-    pc_id: str | None = None
-    restart_pc: bool | None = None
-    request_data: dict[str, Any] | None = None
-
-
-class IceCandidateBody(BaseModel):
-    """One trickled ICE candidate."""
-
-    candidate: str
-    sdp_mid: str | None = None
-    sdp_mline_index: int | None = None
 
 
 class PatchBody(BaseModel):
@@ -244,16 +224,9 @@ def create_app(
             except OfferError as e:
                 raise HTTPException(400, f"Could not accept the WebRTC offer: {e}.") from None
             seat = admit(user.id)
-        request = SmallWebRTCRequest(
-            sdp=body.sdp,
-            type=body.type,
-            pc_id=body.pc_id,
-            restart_pc=body.restart_pc,
-            request_data=body.request_data,
-        )
         call = CallRequest(avatar_id, user.id, user.username, login, seat)
         try:
-            return await calls.offer(request, call)
+            return await calls.offer(body.request(), call)
         except CallError as e:
             raise HTTPException(e.status, e.message) from None
         finally:
@@ -264,17 +237,8 @@ def create_app(
     async def ice_candidate(body: PatchBody, user: SignedIn):
         if calls.owner(body.pc_id) != user.id:
             raise HTTPException(404, "no such peer connection of yours")
-        candidates = [
-            # Pipecat annotates these as set; aiortc takes them unset (None) as well.
-            IceCandidate(
-                candidate=c.candidate,
-                sdp_mid=cast(str, c.sdp_mid),
-                sdp_mline_index=cast(int, c.sdp_mline_index),
-            )
-            for c in body.candidates
-        ]
         try:
-            await calls.patch(body.pc_id, candidates)
+            await calls.patch(body.pc_id, [c.candidate_of() for c in body.candidates])
         except CallError as e:
             raise HTTPException(e.status, e.message) from None
         return {"status": "ok"}

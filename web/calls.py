@@ -13,9 +13,8 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from fastapi import WebSocket
 from loguru import logger
@@ -24,6 +23,7 @@ from pipecat.transports.smallwebrtc.request_handler import (
     SmallWebRTCPatchRequest,
     SmallWebRTCRequest,
 )
+from pydantic import BaseModel, Field
 
 from bots.config import AvatarConfig, AvatarConfigError
 from bots.llm_backend import LLMBackend, LLMUnavailableError
@@ -42,6 +42,43 @@ SERVER_ERROR = (
 )
 ENDED_KEPT = 500
 """How many ended calls' reasons are remembered, for pages asking why theirs ended."""
+
+
+class OfferBody(BaseModel):
+    """A WebRTC offer, as Pipecat clients send it (the room's ``/api/offer``)."""
+
+    sdp: str = Field(min_length=1)
+    type: str = Field(pattern="^(offer|answer)$")
+    pc_id: str | None = None
+    restart_pc: bool | None = None
+    request_data: dict[str, Any] | None = None
+
+    def request(self) -> SmallWebRTCRequest:
+        """As Pipecat's signaling takes it."""
+        return SmallWebRTCRequest(
+            sdp=self.sdp,
+            type=self.type,
+            pc_id=self.pc_id,
+            restart_pc=self.restart_pc,
+            request_data=self.request_data,
+        )
+
+
+class IceCandidateBody(BaseModel):
+    """One trickled ICE candidate."""
+
+    candidate: str
+    sdp_mid: str | None = None
+    sdp_mline_index: int | None = None
+
+    def candidate_of(self) -> IceCandidate:
+        """As Pipecat's signaling takes it."""
+        # Pipecat annotates these as set; aiortc takes them unset (None) as well.
+        return IceCandidate(
+            candidate=self.candidate,
+            sdp_mid=cast(str, self.sdp_mid),
+            sdp_mline_index=cast(int, self.sdp_mline_index),
+        )
 
 
 class CallError(Exception):
@@ -148,7 +185,6 @@ class LocalCalls:
         self.webrtc = Signaling()
         self.lag = LoopLagMonitor()
         self._live: dict[str, RunningSession] = {}  # pc_id -> its session
-        self._ended: OrderedDict[str, str] = OrderedDict()
         self._still_valid = still_valid
         self._login_check_secs = login_check_secs or runtime.settings.login_check_secs
         self._tasks: list[asyncio.Task] = []
@@ -260,14 +296,8 @@ class LocalCalls:
         return running.user_id if running else None
 
     def ended(self, pc_id: str) -> str | None:
-        """Why ``pc_id`` ended, if not by its person (see :meth:`mark_ended`)."""
-        return self._ended.get(pc_id)
-
-    def mark_ended(self, pc_id: str, reason: str) -> None:
-        """Remember why a call ended, for its page (the most recent ``ENDED_KEPT``)."""
-        self._ended[pc_id] = reason
-        while len(self._ended) > ENDED_KEPT:
-            self._ended.popitem(last=False)
+        """None: a call of this process ends only by its person, its page or its idling."""
+        return None
 
     def present(self) -> list[dict]:
         """Who is talking to which avatar."""

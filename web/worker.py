@@ -31,48 +31,33 @@ import os
 import signal
 import sys
 from contextlib import asynccontextmanager
-from typing import Any
 
 from fastapi import Depends, FastAPI, Header, HTTPException, Query, WebSocket
 from loguru import logger
-from pipecat.transports.smallwebrtc.request_handler import IceCandidate, SmallWebRTCRequest
 from pydantic import BaseModel
 
 from bots.runtime import EVENT_LOOP, Runtime
 from bots.warmup import warm_llm, warm_up_models
 from web.accounts import AccountStore
-from web.calls import CallError, CallRequest, LocalCalls
+from web.calls import CallError, CallRequest, IceCandidateBody, LocalCalls, OfferBody
 
 TOKEN_ENV = "AVATARS_WORKER_TOKEN"
 TOKEN_HEADER = "X-Worker-Token"
 
 
-class WorkerOffer(BaseModel):
+class WorkerOffer(OfferBody):
     """A page's offer, as the room forwards it, with whom the call is for."""
 
-    sdp: str
-    type: str
-    pc_id: str | None = None
-    restart_pc: bool | None = None
-    request_data: dict[str, Any] | None = None
     avatar_id: str
     user_id: str
     username: str = ""
     login: str | None = None
 
 
-class WorkerCandidate(BaseModel):
-    """One trickled ICE candidate."""
-
-    candidate: str
-    sdp_mid: str | None = None
-    sdp_mline_index: int | None = None
-
-
 class WorkerPatch(BaseModel):
     """Candidates for one call."""
 
-    candidates: list[WorkerCandidate]
+    candidates: list[IceCandidateBody]
 
 
 class EndCalls(BaseModel):
@@ -129,31 +114,16 @@ def create_worker_app(runtime: Runtime, token: str, *, greet: bool = True) -> Fa
 
     @app.post("/calls", dependencies=guarded)
     async def offer(body: WorkerOffer) -> dict:
-        request = SmallWebRTCRequest(
-            sdp=body.sdp,
-            type=body.type,
-            pc_id=body.pc_id,
-            restart_pc=body.restart_pc,
-            request_data=body.request_data,
-        )
         call = CallRequest(body.avatar_id, body.user_id, body.username, body.login)
         try:
-            return await calls.offer(request, call)
+            return await calls.offer(body.request(), call)
         except CallError as e:
             raise HTTPException(e.status, e.message) from None
 
     @app.patch("/calls/{pc_id}", dependencies=guarded)
     async def patch(pc_id: str, body: WorkerPatch) -> dict:
-        candidates = [
-            IceCandidate(
-                candidate=c.candidate,
-                sdp_mid=c.sdp_mid,  # pyright: ignore[reportArgumentType]  (aiortc takes None)
-                sdp_mline_index=c.sdp_mline_index,  # pyright: ignore[reportArgumentType]
-            )
-            for c in body.candidates
-        ]
         try:
-            await calls.patch(pc_id, candidates)
+            await calls.patch(pc_id, [c.candidate_of() for c in body.candidates])
         except CallError as e:
             raise HTTPException(e.status, e.message) from None
         return {"status": "ok"}
