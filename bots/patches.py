@@ -120,6 +120,18 @@ def _big_buffer(original: Any) -> Any:
     return with_big_receive_buffer(original)
 
 
+def _smallwebrtc_transport() -> Any:
+    import pipecat.transports.smallwebrtc.transport
+
+    return pipecat.transports.smallwebrtc.transport
+
+
+def _packet_sized_track(_original: Any) -> Any:
+    from transports.webrtc import PacketSizedAudioTrack
+
+    return PacketSizedAudioTrack
+
+
 def _wait_for_312(_original: Any) -> Any:
     import pipecat  # noqa: F401  (its import installs wait_for2, which this replaces)
 
@@ -171,6 +183,16 @@ PATCHES: tuple[Patch, ...] = (
         owner=_stun_protocol,
         attr="connection_made",
         replacement=_big_buffer,
+    ),
+    Patch(
+        name="pipecat.transports.smallwebrtc.transport.RawAudioTrack",
+        why="the bot's audio leaves in 20 ms frames, not 10: half the per-frame trips",
+        where="transports/webrtc.py",
+        package="pipecat-ai",
+        versions=("1.14.0",),
+        owner=_smallwebrtc_transport,
+        attr="RawAudioTrack",
+        replacement=_packet_sized_track,
     ),
 )
 
