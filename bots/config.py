@@ -14,7 +14,7 @@ import re
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -83,6 +83,10 @@ class LLMConfig(_Strict):
     top_p: Annotated[float, Field(gt=0.0, le=1.0)] = 0.9
     max_tokens: Annotated[int, Field(ge=16, le=2048)] = 160
     """Spoken replies should be short; this bounds a runaway answer."""
+    memory_prompt: Literal["auto", "small", "capable"] = "auto"
+    """How memories are put to the model (``memory.prompting``): ``small`` puts the facts in
+    the person's turn and starts answers with them; ``capable`` gives a memory block. ``auto``
+    picks by engine and model name."""
 
 
 class TurnTakingConfig(_Strict):

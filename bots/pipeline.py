@@ -8,8 +8,10 @@ The graph, as :func:`voice_pipeline` lays it out (DESIGN.md's diagram)::
     user_audio_end           the person's audio goes no further (nothing below uses it)
     memory                   long-term memory: puts what the avatar remembers before the turn
     llm                      Ollama or the embedded llama.cpp server, streaming
+    prefill                  a reply started with a remembered fact begins with it aloud
     reply_text               keeps the reply as generated (for the LLM's prompt cache)
     speech_chunks            first clause of each reply early, then whole sentences
+    guard                    drops chunks that echo the prompt (never spoken)
     tts                      Piper, per chunk as tokens arrive
     transport.output()       audio back to the person (through the playback gate)
     assistant_aggregator     records what was actually spoken
@@ -63,14 +65,16 @@ from processors.vad_events import ReportingSileroVAD, VADListener
 
 @dataclass
 class VoiceGraph:
-    """The processors of one session's graph (``memory`` is None when memory is off)."""
+    """The processors of one session's graph (``memory``, ``prefill``: None when memory is off)."""
 
     transport: BaseTransport
     stt: STTService
     user_aggregator: LLMUserAggregator
     memory: FrameProcessor | None
     llm: OpenAILLMService
+    prefill: FrameProcessor | None
     reply_text: ReplyTextRecorder
+    guard: FrameProcessor
     tts: TTSService
     assistant_aggregator: LLMAssistantAggregator
 
@@ -83,8 +87,10 @@ class VoiceGraph:
             user_audio_end(),
             self.memory,
             self.llm,
+            self.prefill,
             self.reply_text,
             LLMTextProcessor(text_aggregator=FirstClauseTextAggregator()),  # speech chunks
+            self.guard,
             self.tts,
             self.transport.output(),
             self.assistant_aggregator,

@@ -29,15 +29,19 @@ from pipecat.workers.runner import WorkerRunner
 
 from bots.config import AvatarConfig
 from bots.llm_backend import LLMBackend
-from bots.pipeline import VoiceGraph, build_llm, user_turn_params
+from bots.pipeline import RESUME_AFTER_NOISE_PROMPT, VoiceGraph, build_llm, user_turn_params
 from bots.runtime import Runtime
 from bots.warmup import prefill
 from memory.distill import Distiller
+from memory.prompting import FACTS_HEADER, profile_for
+from memory.recall import SCAFFOLDING
 from memory.session import SessionMemory, epoch
+from processors.answer_prefill import AnswerPrefill
 from processors.memory_retrieval import MemoryRetrieval
 from processors.piper_tts import LocalPiperTTSService
 from processors.playback_gate import PlaybackGate
 from processors.reply_text import ReplyTextRecorder
+from processors.scaffolding_guard import ScaffoldingGuard
 from processors.turn_latency import TurnLatency, TurnLatencyObserver
 from processors.turn_state import TurnState
 from processors.vad_events import VADListener
@@ -124,8 +128,10 @@ class VoiceSession:
             self.retrieval = MemoryRetrieval(
                 self.memory.recaller,
                 avatar_name=avatar.name,
+                profile=profile_for(backend.kind, backend.model, avatar.llm.memory_prompt),
                 timeout_secs=runtime.settings.memory_timeout_ms / 1000,
             )
+        retrieval = self.retrieval
         self.reply_text = ReplyTextRecorder()
         self.graph = VoiceGraph(
             transport=self.transport,
@@ -133,7 +139,11 @@ class VoiceSession:
             user_aggregator=aggregators.user(),
             memory=self.retrieval,
             llm=build_llm(avatar, backend, llm_slot),
+            prefill=AnswerPrefill(lambda: retrieval.prefill) if retrieval else None,
             reply_text=self.reply_text,
+            guard=ScaffoldingGuard(
+                (avatar.system_prompt(), *SCAFFOLDING, FACTS_HEADER, RESUME_AFTER_NOISE_PROMPT)
+            ),
             tts=LocalPiperTTSService(
                 voice=runtime.models.voice(avatar.voice.piper_voice),
                 syn_config=avatar.voice.synthesis_config(),

@@ -47,8 +47,13 @@ _NOT_POSSESSIONS = {
     "thought", "good", "great", "hard", "headache", "cold", "meeting", "look", "try",
 }  # fmt: skip
 
-_END = r"(?=$|[.,!?;:]| and | but | because | so | which | who | though | although )"
-_NAME = r"([A-Za-z][A-Za-z'-]{1,24}(?: [A-Z][A-Za-z'-]{1,24})?)"
+# A changed fact is often said with "now" ("my dog is called Rex now"): not part of the value.
+_NOW = r" (?:now|these days|nowadays|anymore|at the moment)"
+_END = (
+    r"(?=$|[.,!?;:]| and | but | because | so | which | who | though | although "
+    r"|" + _NOW + r"\b)"
+)
+_NAME = r"([A-Za-z][A-Za-z'-]{1,24}(?:(?!" + _NOW + r"\b) [A-Z][A-Za-z'-]{1,24})?)"
 _THING = r"((?:[a-z]+ ){0,2}[a-z]+)"  # one to three lowercase words: "dog", "best friend"
 _VALUE = r"([^.,!?;:]{1,60}?)"
 

@@ -30,6 +30,11 @@ The store stays the record: every change bumps a per-person version and the copy
 
 MEMORY_BEGIN = "[Memory: what you remember about the person you are talking with]"
 MEMORY_END = "[End of memory]"
+MEMORY_INSTRUCTION = (
+    "Use these facts when they help answer; don't mention having a memory unless asked."
+)
+SCAFFOLDING = (MEMORY_BEGIN, MEMORY_END, MEMORY_INSTRUCTION)
+"""The memory block's own wording: never to be spoken (``processors.scaffolding_guard``)."""
 
 
 def _ago(ts: float, now: float) -> str:
@@ -52,6 +57,17 @@ def _quoted(line: str, avatar_name: str, max_chars: int = 160) -> str:
     return f'- {who} said: "{text}"'
 
 
+def newest_per_key(cards: list[Card]) -> list[Card]:
+    """The person's keyed cards, only the newest of each slot (a changed fact replaces one)."""
+    by_key: dict[str, Card] = {}
+    for card in cards:
+        if not (card.scope == "user" and card.key):
+            continue
+        if card.key not in by_key or card.updated > by_key[card.key].updated:
+            by_key[card.key] = card
+    return list(by_key.values())
+
+
 def _nearest(items: list[T], vectors: np.ndarray, query: np.ndarray, k: int) -> list[T]:
     """The ``k`` items whose (unit) vectors are closest to ``query``, scored by cosine."""
     if not items:
@@ -67,6 +83,9 @@ class Recollection:
 
     profile: str = ""
     cards: list[Card] = field(default_factory=list)
+    """Relevant cards not in the profile."""
+    profile_cards: list[Card] = field(default_factory=list)
+    """The keyed cards the profile is made of (newest of each slot)."""
     chunks: list[Chunk] = field(default_factory=list)
     elapsed_ms: float = 0.0
 
@@ -86,10 +105,7 @@ class Recollection:
         if not parts:
             return ""
         body = "\n\n".join(parts)
-        return (
-            f"{MEMORY_BEGIN}\n{body}\nUse these facts when they help answer; don't mention "
-            f"having a memory unless asked.\n{MEMORY_END}"
-        )
+        return f"{MEMORY_BEGIN}\n{body}\n{MEMORY_INSTRUCTION}\n{MEMORY_END}"
 
 
 class Recaller:
@@ -131,6 +147,7 @@ class Recaller:
         chunks would only repeat it."""
         self._profile = ""
         self._profile_keys: set[str] = set()
+        self._profile_cards: list[Card] = []
         self.name: str | None = None
         self._lock = threading.Lock()
         self._version = -1
@@ -155,6 +172,7 @@ class Recaller:
         with self._lock:
             self._profile = profile
             self._profile_keys = {c.id for c in cards if c.scope == "user" and c.key}
+            self._profile_cards = newest_per_key(cards)
             self.name = profile_name(cards)
             self._cards, self._chunks = (cards, chunks) if small else ([], [])
             self._card_vectors = card_vectors if small else None
@@ -180,6 +198,7 @@ class Recaller:
         vector = self.store.embed(query)
         with self._lock:
             profile, in_profile = self._profile, self._profile_keys
+            profile_cards = self._profile_cards
             cards, card_vectors = self._cards, self._card_vectors
             chunks, chunk_vectors = self._chunks, self._chunk_vectors
         if card_vectors is not None and chunk_vectors is not None:
@@ -204,6 +223,7 @@ class Recaller:
         return Recollection(
             profile=profile,
             cards=cards[: self.k_cards],
+            profile_cards=profile_cards,
             chunks=chunks,
             elapsed_ms=(time.perf_counter() - start) * 1000,
         )

@@ -1,8 +1,11 @@
 """Long-term memory retrieval between the user aggregator and the LLM.
 
 Consumes: ``LLMContextFrame`` (downstream). Emits: an ``LLMContextFrame`` over a *copy* of the
-context with one extra system message, the memory block (``memory.recall``), placed just
-before the person's latest turn. Every other frame passes through unchanged.
+context carrying what the avatar remembers, as the model's profile wants it
+(``memory.prompting``): for a capable model one extra system message, the memory block
+(``memory.recall``), just before the person's latest turn; for a small one the facts inside
+that turn and, when a fact answers the question, the start of the reply (an assistant
+message the engine continues). Every other frame passes through unchanged.
 
 Why a copy: the shared context is what the aggregators keep; writing memories into it would
 pile a new block onto the history every turn (Pipecat's mem0 service does that). The copy
@@ -27,16 +30,8 @@ from pipecat.frames.frames import Frame, LLMContextFrame
 from pipecat.processors.aggregators.llm_context import LLMContext
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 
+from memory.prompting import Profile, memory_messages, text_of
 from memory.recall import Recaller, Recollection
-
-
-def _text_of(message) -> str:
-    content = message.get("content")
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        return " ".join(p.get("text", "") for p in content if isinstance(p, dict))
-    return ""
 
 
 class MemoryRetrieval(FrameProcessor):
@@ -45,15 +40,25 @@ class MemoryRetrieval(FrameProcessor):
     Args:
         recaller: retrieval for this session's person and avatar.
         avatar_name: how the avatar is named inside the memory block.
+        profile: how memories are put to the model (``memory.prompting``).
         timeout_secs: longest a turn waits for memories before going on without them.
     """
 
     def __init__(
-        self, recaller: Recaller, *, avatar_name: str, timeout_secs: float = 0.15, **kwargs
+        self,
+        recaller: Recaller,
+        *,
+        avatar_name: str,
+        profile: Profile = "capable",
+        timeout_secs: float = 0.15,
+        **kwargs,
     ):
         super().__init__(**kwargs)
         self.recaller = recaller
         self.avatar_name = avatar_name
+        self.profile: Profile = profile
+        self.prefill = ""
+        """How this turn's reply was started ('' if it was not): ``AnswerPrefill`` reads it."""
         self.timeout_secs = timeout_secs
         self._prefetched: tuple[str, asyncio.Task] | None = None
         self.last: Recollection | None = None
@@ -97,30 +102,34 @@ class MemoryRetrieval(FrameProcessor):
         await self.push_frame(frame, direction)
 
     async def _with_memories(self, frame: LLMContextFrame) -> LLMContextFrame:
-        messages = list(frame.context.get_messages())
-        last_user = next(
-            (
-                i
-                for i, m in reversed(list(enumerate(messages)))
-                if isinstance(m, dict) and m.get("role") == "user"
-            ),
-            None,
-        )
+        messages = [m for m in frame.context.get_messages() if isinstance(m, dict)]
+        last_user = next((m for m in reversed(messages) if m.get("role") == "user"), None)
+        self.prefill = ""
         if last_user is None:
             return frame
         start = time.perf_counter()
-        found = await self._recall(_text_of(messages[last_user]))
+        found = await self._recall(text_of(last_user))
         self.waited_ms.append((time.perf_counter() - start) * 1000)
         self.last = found
-        block = found.message(self.avatar_name) if found else ""
-        if not found or not block:
-            return frame
-        logger.debug(
-            f"{self}: {len(found.cards)} cards, {len(found.chunks)} chunks"
-            f" (search {found.elapsed_ms:.0f} ms, waited {self.waited_ms[-1]:.0f} ms)"
+        prompt = memory_messages(
+            messages,
+            found,
+            avatar_name=self.avatar_name,
+            profile=self.profile,
+            name=self.recaller.name,
         )
-        messages.insert(last_user, {"role": "system", "content": block})
+        if prompt.messages == messages:
+            return frame
+        self.prefill = prompt.prefill
+        if found:
+            logger.debug(
+                f"{self}: {len(found.cards)} cards, {len(found.chunks)} chunks, profile"
+                f" {self.profile}, prefill {bool(prompt.prefill)} (search"
+                f" {found.elapsed_ms:.0f} ms, waited {self.waited_ms[-1]:.0f} ms)"
+            )
         context = LLMContext(
-            messages=messages, tools=frame.context.tools, tool_choice=frame.context.tool_choice
+            messages=prompt.messages,
+            tools=frame.context.tools,
+            tool_choice=frame.context.tool_choice,
         )
         return LLMContextFrame(context=context, speculation=frame.speculation)

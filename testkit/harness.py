@@ -87,6 +87,9 @@ class HeardChunk:
     duration: float
     rms: float
     mono: float = 0.0
+    audio: bytes = b""
+    """The samples played (int16, ``sample_rate``), to transcribe what the bot said."""
+    sample_rate: int = 0
 
 
 class RecordingOutput(BaseOutputTransport):
@@ -113,7 +116,9 @@ class RecordingOutput(BaseOutputTransport):
         # Pace like a sound card: a chunk takes its own duration to play.
         self._clock = max(self._clock, now) + duration
         rms = float(np.sqrt(np.mean(samples.astype(np.float64) ** 2))) if len(samples) else 0.0
-        self.heard.append(HeardChunk(time.time(), duration, rms, now))
+        self.heard.append(
+            HeardChunk(time.time(), duration, rms, now, frame.audio, frame.sample_rate)
+        )
         await asyncio.sleep(max(0.0, self._clock - now - duration))
         return True
 
