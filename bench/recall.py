@@ -5,7 +5,7 @@
 
 Four people tell Lumina 24 facts of the kinds ``memory.extract`` knows (name, home, origin,
 work, age, pets and family by name, favourites, likes and dislikes), each person in a voice of
-their own (Piper at two speeds, espeak-ng US and British), in a first call; in a second call
+their own (Piper at two speeds, two espeak-ng voices), in a first call; in a second call
 three of them change a fact ("My dog is called Rex now."); in a third they ask: directly
 ("Where do I live?"), indirectly ("Is it cold where I live right now?"), and about the changed
 facts. Each answer is scored for carrying the right fact (fuzzy, so "Bizkit" counts for
@@ -19,7 +19,8 @@ and for speaking prompt text.
   and each question through the same retrieval and prompt building as a call, to the same
   LLM with the avatar's sampling. Fast enough to compare the levers (``--levers``).
 
-``--ollama MODEL`` runs the text mode against Ollama too (a skipped row when none is running).
+The text mode also asks a stronger model through Ollama (``--ollama``, default llama3.2:3b,
+with its shipped ``capable`` profile), a skipped row when no Ollama is running.
 Writes ``bench/results/recall*.{json,md}``.
 """
 
@@ -37,7 +38,6 @@ from pathlib import Path
 
 import httpx
 import numpy as np
-from rapidfuzz import fuzz
 
 from bench.servers import free_port, llm_server
 from bots.config import BUILTIN_AVATARS, AvatarConfig
@@ -46,6 +46,7 @@ from memory.prompting import FACTS_HEADER, Profile, memory_messages
 from memory.recall import SCAFFOLDING, Recaller
 from memory.store import MemoryStore
 from processors.scaffolding_guard import echoes_scaffolding, shingles
+from testkit.heard import carries, transcribe_played
 
 OUT = Path(__file__).parent / "results"
 
@@ -119,7 +120,7 @@ PEOPLE = (
     ),
     Person(
         "Lena",
-        "espeak:en-gb",
+        "espeak:en-us+f3",
         (
             "My name is Lena.",
             "I am from Berlin.",
@@ -164,23 +165,6 @@ PEOPLE = (
         ),
     ),
 )
-
-
-def _norm(text: str) -> str:
-    return re.sub(r"[^a-z0-9' ]+", " ", text.lower().replace("-", " "))
-
-
-def carries(answer: str, values: tuple[str, ...]) -> bool:
-    """Whether ``answer`` says one of ``values`` (fuzzy: STT spells names its own way)."""
-    said = _norm(answer)
-    for value in values:
-        v = _norm(value).strip()
-        if len(v) <= 3:  # short values ("may", "42", "leo") must be a whole word
-            if re.search(rf"\b{re.escape(v)}\b", said):
-                return True
-        elif fuzz.partial_ratio(v, said) >= 80:
-            return True
-    return False
 
 
 @dataclass
@@ -235,11 +219,19 @@ def judge(avatar: AvatarConfig, person: str, q: Question, answer: str, start: st
 # -- text mode ---------------------------------------------------------------------------
 
 
-LEVERS: dict[str, tuple[Profile, bool]] = {
-    "memory block before the turn (before)": ("capable", False),
-    "memory block + answer prefill": ("capable", True),
-    "facts in the turn, second person": ("small", False),
-    "facts in the turn + answer prefill (shipped)": ("small", True),
+FEW_SHOT = (
+    "\n\nExample of using what you remember:\nThey ask: What is my cat called?\n"
+    "You know: Their cat is called Tiger.\nYou answer: Your cat is called Tiger! How is he?"
+)
+"""The few-shot lever: one worked example appended to the system prompt."""
+
+LEVERS: dict[str, tuple[Profile, bool, bool]] = {
+    "memory block before the turn (before)": ("capable", False, False),
+    "memory block + a few-shot example": ("capable", False, True),
+    "memory block + answer prefill": ("capable", True, False),
+    "facts in the turn, second person": ("small", False, False),
+    "facts in the turn + a few-shot example": ("small", False, True),
+    "facts in the turn + answer prefill (shipped)": ("small", True, False),
 }
 
 
@@ -273,7 +265,7 @@ async def ask_text(
 
 
 async def run_text(
-    url: str, model: str, levers: dict[str, tuple[Profile, bool]], samples: int
+    url: str, model: str, levers: dict[str, tuple[Profile, bool, bool]], samples: int
 ) -> dict[str, Score]:
     from bots.runtime import LocalModels
     from bots.settings import Settings
@@ -288,14 +280,15 @@ async def run_text(
         recallers[person.name] = Recaller(store, user_id=uid, avatar_id="lumina", session_id="x")
     scores = {lever: Score() for lever in levers}
     async with httpx.AsyncClient() as client:
-        for lever, (profile, use_prefill) in levers.items():
+        for lever, (profile, use_prefill, few_shot) in levers.items():
+            system = avatar.system_prompt() + (FEW_SHOT if few_shot else "")
             for person in PEOPLE:
                 recaller = recallers[person.name]
                 for q in person.questions:
                     found = recaller.recall(q.text)
                     prompt = memory_messages(
                         [
-                            {"role": "system", "content": avatar.system_prompt()},
+                            {"role": "system", "content": system},
                             {"role": "user", "content": q.text},
                         ],
                         found,
@@ -326,8 +319,6 @@ def speak(voice: str, text: str) -> np.ndarray:
 
 
 async def run_spoken(llm_port: int) -> Score:
-    import soxr
-
     from bots.llm_backend import LLMBackend
     from bots.runtime import Runtime
     from bots.session import VoiceSession
@@ -371,11 +362,7 @@ async def run_spoken(llm_port: int) -> Score:
                     lambda a=answered: session.turns.turns("assistant")[a:], 90, repr(text)
                 )
                 if isinstance(item, Question):
-                    chunks = transport.speaker.heard[heard_from:]
-                    pcm = b"".join(c.audio for c in chunks)
-                    rate = chunks[0].sample_rate if chunks else 16000
-                    audio = np.frombuffer(pcm, np.int16).astype(np.float32) / 32768
-                    said = transcriber.transcribe(soxr.resample(audio, rate, 16000)) or ""
+                    said = transcribe_played(transcriber, transport.speaker.heard[heard_from:])
                     start = session.retrieval.prefill if session.retrieval else ""
                     score.answers.append(judge(avatar, person.name, item, said, start))
                     print(f"  {person.name}: {text!r} -> {said!r}", flush=True)
@@ -407,7 +394,9 @@ def main() -> None:
     parser.add_argument("--text", action="store_true", help="text only (no speech)")
     parser.add_argument("--levers", action="store_true", help="text mode: every lever")
     parser.add_argument("--samples", type=int, default=4, help="text mode: answers per question")
-    parser.add_argument("--ollama", default="", help="text mode: also this Ollama model")
+    parser.add_argument(
+        "--ollama", default="llama3.2:3b", help="text mode: also this Ollama model ('' for none)"
+    )
     args = parser.parse_args()
 
     from bots.runtime import run as run_on_event_loop
@@ -453,7 +442,9 @@ def _ollama_rows(model: str, samples: int, answers: dict, run_on_event_loop) -> 
     scores = run_on_event_loop(run_text("http://127.0.0.1:11434/v1", model, levers, samples))
     rows = {}
     for lever, score in scores.items():
-        rows[f"{model} (Ollama): {lever}"] = score.summary()
+        rows[f"{model} (Ollama): {lever.replace('(before)', '(its shipped profile)')}"] = (
+            score.summary()
+        )
         answers[f"ollama {lever}"] = [asdict(a) for a in score.answers]
     return rows
 

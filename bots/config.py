@@ -83,6 +83,10 @@ class LLMConfig(_Strict):
     top_p: Annotated[float, Field(gt=0.0, le=1.0)] = 0.9
     max_tokens: Annotated[int, Field(ge=16, le=2048)] = 160
     """Spoken replies should be short; this bounds a runaway answer."""
+    repeat_penalty: Annotated[float, Field(ge=1.0, le=2.0)] = 1.15
+    """The embedded engine's penalty on repeated tokens. llama-server's default is 1.0 (off),
+    and the 135M model then loops ("I'm so glad to have you. I'm so glad to have you...") a
+    few turns into a conversation (``bench/recall.py``, spoken). Ollama applies its own (1.1)."""
     memory_prompt: Literal["auto", "small", "capable"] = "auto"
     """How memories are put to the model (``memory.prompting``): ``small`` puts the facts in
     the person's turn and starts answers with them; ``capable`` gives a memory block. ``auto``

@@ -232,6 +232,8 @@ def build_llm(
     its prompt cache on (``LLMBackend.request_fields``).
     """
     fields = backend.request_fields(slot)
+    if backend.kind == "embedded":
+        fields["repeat_penalty"] = avatar.llm.repeat_penalty
     return LocalLLMService(
         keep_connections=backend.kind != "embedded",
         base_url=backend.base_url,

@@ -116,6 +116,13 @@ _ASKS = re.compile(
 )
 
 
+# "What should I wear to work?" asks for advice, not for the fact it mentions.
+_ADVICE = re.compile(
+    r"\b(?:should|could|would|suggest|recommend|ideas?|gift|buy|cook|wear|plan|is it|will it)\b",
+    re.IGNORECASE,
+)
+
+
 def _slot_cues(card: Card) -> list[re.Pattern[str]]:
     """Cues for a keyed card of an open slot: ``named:dog`` -> "my dog", ...)."""
     kind, _, thing = card.key.partition(":")
@@ -155,12 +162,12 @@ def matching_cards(question: str, cards: list[Card]) -> tuple[list[Card], bool]:
         cues = fixed or _slot_cues(card)
         if any(p.search(question) for p in cues):
             found.append(card)
-    asks = (
-        bool(_ASKS.search(question))
-        or question.rstrip().endswith("?")
-        and bool(re.search(r"\b(?:again|remember)\b", question, re.IGNORECASE))
-    )
-    return found, asks
+    newest: dict[str, Card] = {}
+    for card in found:  # one per slot: a changed fact's newest card
+        if card.key not in newest or card.updated > newest[card.key].updated:
+            newest[card.key] = card
+    asks = bool(_ASKS.search(question)) and not _ADVICE.search(question)
+    return list(newest.values()), asks
 
 
 def prefill(question: str, cards: list[Card], name: str | None) -> str:
@@ -249,18 +256,20 @@ def memory_messages(
     if last_user is None or found is None:
         return MemoryPrompt(messages)
     question = text_of(messages[last_user])
+    start = prefill(question, found.profile_cards + found.cards, name) if prefill_answers else ""
     if profile == "capable":
         block = found.message(avatar_name)
         if block:
             messages.insert(last_user, {"role": "system", "content": block})
             last_user += 1
-    elif facts := facts_for_turn(found, name, question):
+    # With the answer started, only the facts it is about: a 135M model given the whole
+    # profile recites it ("You like jazz, you work as a nurse, you live in Boston...").
+    elif facts := facts_for_turn(found, name, question, max_facts=1 if start else 4):
         told = " ".join(facts)
         messages[last_user] = {
             **messages[last_user],
             "content": f"{FACTS_HEADER} {told})\n{question}",
         }
-    start = prefill(question, found.profile_cards + found.cards, name) if prefill_answers else ""
     if start and last_user == len(messages) - 1:
         messages.append({"role": "assistant", "content": start})
     return MemoryPrompt(messages, start)

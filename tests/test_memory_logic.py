@@ -162,3 +162,69 @@ def test_distilled_lines_must_rest_on_what_the_person_said():
         ("We talked about a trip to Lisbon.", "avatar"),
     ]
     assert found[0].source_turn_ids == ["t1"]
+
+
+def test_a_changed_fact_said_with_now_replaces_the_slot_without_the_now():
+    assert facts("My dog is called Rex now.") == {"named:dog": "The user's dog is called Rex."}
+    assert facts("I live in Seattle now.") == {"home": "The user lives in Seattle."}
+    assert facts("My name is Mary Ann.") == {"name": "The user's name is Mary Ann."}
+
+
+# -- how memories are put to a small model (memory.prompting) ------------------------------
+
+
+def _card(key: str, text: str, updated: float = 1.0) -> Card:
+    return Card(
+        id=key, text=text, scope="user", avatar_id="", key=key, source_turn_ids=[],
+        updated=updated,
+    )  # fmt: skip
+
+
+CARDS = [
+    _card("name", "Priya's name is Priya."),
+    _card("home", "Priya lives in Boston."),
+    _card("named:dog", "Priya's dog is called Biscuit."),
+    _card("pref:jazz", "Priya likes jazz."),
+    _card("pref:mushrooms", "Priya dislikes mushrooms."),
+    _card("favorite:color", "Priya's favorite color is green."),
+    _card("work", "Priya works as a nurse."),
+    _card("age", "Priya is 34 years old."),
+]
+
+
+@pytest.mark.parametrize(
+    "question, start",
+    [
+        ("Where do I live?", "You live in Boston."),
+        ("Do you remember what my dog is called?", "Your dog is called Biscuit."),
+        ("What's my favorite color?", "Your favorite color is green."),
+        ("How old am I?", "You are 34 years old."),
+        ("What music do I like?", "You like jazz."),
+        ("What food do I hate?", "You dislike mushrooms."),
+        ("Is it cold where I live right now?", "Since you live in Boston,"),
+        ("What should I wear to work tomorrow?", "Since you work as a nurse,"),
+        ("Tell me a joke.", ""),
+        ("How are you today?", ""),
+    ],
+)
+def test_a_question_a_fact_answers_gets_its_answer_started(question, start):
+    from memory.prompting import prefill
+
+    assert prefill(question, CARDS, "Priya") == start
+
+
+def test_the_newest_card_of_a_changed_slot_is_the_one_said():
+    from memory.prompting import prefill
+
+    cards = [*CARDS, _card("named:dog", "Priya's dog is called Rex.", updated=2.0)]
+    assert prefill("What is my dog called?", cards, "Priya") == "Your dog is called Rex."
+
+
+def test_profiles_follow_the_engine_and_the_model_size():
+    from memory.prompting import profile_for
+
+    assert profile_for("embedded", "local") == "small"
+    assert profile_for("ollama", "llama3.2:3b") == "capable"
+    for small in ("smollm2:135m", "qwen2.5:0.5b", "llama3.2:1b"):
+        assert profile_for("ollama", small) == "small", small
+    assert profile_for("embedded", "local", "capable") == "capable"

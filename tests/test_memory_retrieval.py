@@ -260,3 +260,25 @@ async def test_people_with_too_many_memories_to_cache_are_searched_in_lancedb(st
         MemoryRetrieval(recaller(store), avatar_name="Lumina"), conversation("My dog?")
     )
     assert "Biscuit" in sent[0]["content"] and "Rex" not in sent[0]["content"]
+
+
+async def test_a_small_model_gets_the_facts_in_the_turn_and_its_answer_started(store):
+    """The ``small`` profile (the bundled 135M model): second-person facts inside the turn,
+    and a question a fact answers gets the reply started with it; the kept context is not
+    touched, and a question no fact answers gets no prefill."""
+    for text, key in (("Priya's name is Priya.", "name"), ("Priya lives in Boston.", "home")):
+        store.upsert_card(user_id="priya", text=text, scope="user", key=key)
+    retrieval = MemoryRetrieval(recaller(store), avatar_name="Lumina", profile="small")
+    context = conversation("Hi!", "Hello there!", "Where do I live?")
+
+    sent = await through(retrieval, context)
+    assert [m["role"] for m in sent] == ["user", "assistant", "user", "assistant"]
+    assert "You live in Boston." in sent[2]["content"] and sent[2]["content"].endswith(
+        "Where do I live?"
+    )
+    assert sent[3] == {"role": "assistant", "content": "You live in Boston."}
+    assert retrieval.prefill == "You live in Boston."
+    assert context.get_messages()[-1] == {"role": "user", "content": "Where do I live?"}
+
+    other = await through(retrieval, conversation("Tell me a joke."))
+    assert [m["role"] for m in other] == ["user"] and retrieval.prefill == ""
