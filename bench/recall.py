@@ -361,6 +361,9 @@ async def run_spoken(llm_port: int) -> Score:
                 await wait_for(
                     lambda a=answered: session.turns.turns("assistant")[a:], 90, repr(text)
                 )
+                # The reply is recorded before its last audio has played: speaking now would
+                # talk over it (a barge-in), as a person would not.
+                await wait_for(lambda: transport.silent_for(1.0), 60, "the reply to end")
                 if isinstance(item, Question):
                     said = transcribe_played(transcriber, transport.speaker.heard[heard_from:])
                     start = session.retrieval.prefill if session.retrieval else ""

@@ -154,11 +154,11 @@ def extract_facts(text: str) -> list[Fact]:
         for m in re.finditer(r" my " + _THING + r" is " + _VALUE + _END, s, flags=re.IGNORECASE):
             thing, value = m.group(1), _clean(m.group(2))
             if (
-                thing in _NOT_ATTRIBUTES
+                not value
+                or thing in _NOT_ATTRIBUTES
                 or thing == "name"
                 or thing.startswith(("favorite", "favourite"))
-                or value.startswith(("called ", "named "))
-                or not value
+                or value.split()[0].lower() in ("called", "named")  # a name the STT lost
             ):
                 continue
             add(Fact(f"my:{thing}", f"The user's {thing} is {value}.", value))

@@ -143,7 +143,7 @@ def _slot_cues(card: Card) -> list[re.Pattern[str]]:
         verbs = "hate|dislike|can't stand" if " dislikes " in card.text else "like|love|enjoy"
         return [
             re.compile(rf"\b{words}\b", re.IGNORECASE),
-            re.compile(rf"\bwhat (?:\w+ )?(?:do i|i) (?:{verbs})\b", re.IGNORECASE),
+            re.compile(rf"\bwhat (?:\w+ ){{0,3}}(?:do i|i) (?:{verbs})\b", re.IGNORECASE),
         ]
     return []
 

@@ -157,6 +157,13 @@ class ScriptedTransport(BaseTransport):
     def output(self) -> RecordingOutput:
         return self.speaker
 
+    def silent_for(self, secs: float) -> bool:
+        """Whether the speaker has played nothing for ``secs`` (the bot's reply is over)."""
+        if not self.speaker.heard:
+            return True
+        last = self.speaker.heard[-1]
+        return time.monotonic() > last.mono + last.duration + secs
+
     def voiced(self, since: float = 0.0, threshold: float = 300.0) -> list[HeardChunk]:
         """Chunks with audible bot speech played after ``since`` (wall clock)."""
         return [c for c in self.speaker.heard if c.at >= since and c.rms > threshold]

@@ -122,6 +122,7 @@ async def test_a_fact_told_in_one_session_is_recalled_in_the_next(
         await session.greet()
         greeting = await wait_for(lambda: session.turns.turns("assistant"), 20, "the greeting")
         assert "Sarah" in greeting[0].text
+        await wait_for(lambda: transport.silent_for(1.0), 30, "the greeting to end")
         heard_from = len(transport.speaker.heard)
         reply = await tell(session, transport, "What is my dog called?")
     finally:

@@ -228,3 +228,7 @@ def test_profiles_follow_the_engine_and_the_model_size():
     for small in ("smollm2:135m", "qwen2.5:0.5b", "llama3.2:1b"):
         assert profile_for("ollama", small) == "small", small
     assert profile_for("embedded", "local", "capable") == "capable"
+
+
+def test_a_name_the_stt_lost_is_not_a_fact():
+    assert facts("My son is called.") == {}
