@@ -177,11 +177,13 @@ def extract_facts(text: str) -> list[Fact]:
             flags=re.IGNORECASE,
         )
         value = _clean(liked.group(1), 6) if liked else ""
-        vague = value.startswith(("to ", "it ", "that ", "this ", "you "))
+        vague = value.startswith(("to ", "it ", "that ", "this ", "you ", "in "))
         if value and value not in _NOT_PREFERENCES and not vague:
             add(Fact(f"pref:{value}", f"The user likes {value}.", value))
         # Where they live and come from, what they do, how old they are.
-        if m := re.search(r" i live in " + _VALUE + _END, s, flags=re.IGNORECASE):
+        # Whisper often hears "I live in Boston" as "I like/leave in Boston": nobody likes "in".
+        lives = r" i (?:live|like|leave) in (?=(?-i:[A-Z]))" if " live in " not in s else r" i live in "
+        if m := re.search(lives + _VALUE + _END, s, flags=re.IGNORECASE):
             place = _clean(m.group(1), 5)
             add(Fact("home", f"The user lives in {place}.", place))
         if m := re.search(
