@@ -181,8 +181,11 @@ def extract_facts(text: str) -> list[Fact]:
         if value and value not in _NOT_PREFERENCES and not vague:
             add(Fact(f"pref:{value}", f"The user likes {value}.", value))
         # Where they live and come from, what they do, how old they are.
-        # Whisper often hears "I live in Boston" as "I like/leave in Boston": nobody likes "in".
-        lives = r" i (?:live|like|leave) in (?=(?-i:[A-Z]))" if " live in " not in s else r" i live in "
+        # Whisper often hears "I live in Boston" as "I like/love/leave in Boston"; nobody
+        # likes "in", so before a place name those mean where they live.
+        lives = r" i live in "
+        if " live in " not in s:
+            lives = r" i (?:live|like|love|leave) in (?=(?-i:[A-Z]))"
         if m := re.search(lives + _VALUE + _END, s, flags=re.IGNORECASE):
             place = _clean(m.group(1), 5)
             add(Fact("home", f"The user lives in {place}.", place))

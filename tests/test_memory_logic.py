@@ -236,4 +236,5 @@ def test_a_name_the_stt_lost_is_not_a_fact():
 
 def test_live_in_misheard_as_like_in_is_still_where_they_live():
     assert facts("I like in Boston.") == {"home": "The user lives in Boston."}
+    assert facts("I love in Boston.") == {"home": "The user lives in Boston."}
     assert facts("I like in the morning to run.") == {}
