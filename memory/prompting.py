@@ -250,7 +250,11 @@ def memory_messages(
         prefill_answers = profile == "small"
     messages = list(messages)
     last_user = next(
-        (i for i in range(len(messages) - 1, -1, -1) if messages[i].get("role") == "user"),
+        (
+            i
+            for i in range(len(messages) - 1, -1, -1)
+            if isinstance(messages[i], dict) and messages[i].get("role") == "user"
+        ),
         None,
     )
     if last_user is None or found is None:

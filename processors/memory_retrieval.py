@@ -24,10 +24,11 @@ from __future__ import annotations
 
 import asyncio
 import time
+from typing import cast
 
 from loguru import logger
 from pipecat.frames.frames import Frame, LLMContextFrame
-from pipecat.processors.aggregators.llm_context import LLMContext
+from pipecat.processors.aggregators.llm_context import LLMContext, LLMContextMessage
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 
 from memory.prompting import Profile, memory_messages, text_of
@@ -102,8 +103,13 @@ class MemoryRetrieval(FrameProcessor):
         await self.push_frame(frame, direction)
 
     async def _with_memories(self, frame: LLMContextFrame) -> LLMContextFrame:
-        messages = [m for m in frame.context.get_messages() if isinstance(m, dict)]
-        last_user = next((m for m in reversed(messages) if m.get("role") == "user"), None)
+        # Chat messages are dicts (TypedDicts to the type checker); a provider-specific message
+        # object is carried along untouched.
+        messages = cast(list[dict], list(frame.context.get_messages()))
+        last_user = next(
+            (m for m in reversed(messages) if isinstance(m, dict) and m.get("role") == "user"),
+            None,
+        )
         self.prefill = ""
         if last_user is None:
             return frame
@@ -128,7 +134,7 @@ class MemoryRetrieval(FrameProcessor):
                 f" {found.elapsed_ms:.0f} ms, waited {self.waited_ms[-1]:.0f} ms)"
             )
         context = LLMContext(
-            messages=prompt.messages,
+            messages=cast(list[LLMContextMessage], prompt.messages),
             tools=frame.context.tools,
             tool_choice=frame.context.tool_choice,
         )
