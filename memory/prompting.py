@@ -28,7 +28,7 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
-from memory.recall import Recollection
+from memory.recall import Recollection, newest_per_key
 from memory.store import Card
 
 Profile = Literal["small", "capable"]
@@ -80,35 +80,26 @@ def second_person(card: Card, name: str | None) -> str | None:
     return None
 
 
-@dataclass(frozen=True)
-class _Cue:
-    """Words in a question that point at a fact slot, and whether they ask for its value."""
-
-    key: str
-    pattern: re.Pattern[str]
-
-
-def _cue(key: str, *patterns: str) -> _Cue:
-    return _Cue(key, re.compile("|".join(patterns), re.IGNORECASE))
+def _any(*patterns: str) -> re.Pattern[str]:
+    return re.compile("|".join(patterns), re.IGNORECASE)
 
 
 # Fixed slots. A question "asks for" a slot when a wh-word or "do you remember/know" is there
 # too (``_ASKS``); otherwise the cue only mentions it ("Is it cold where I live?").
-_CUES = (
-    _cue("name", r"\bmy name\b", r"\bwho am i\b", r"\bwhat(?:'s| is) my name\b"),
-    _cue("address", r"\bwhat (?:should|do) you call me\b", r"\bmy nickname\b"),
-    _cue("home", r"\bwhere (?:do )?i live\b", r"\bmy (?:home ?town|city)\b", r"\bi live\b"),
-    _cue("origin", r"\bwhere (?:am i|i'?m|i am) from\b", r"\bwhere i come from\b"),
-    _cue(
-        "work",
+_CUES: dict[str, re.Pattern[str]] = {
+    "name": _any(r"\bmy name\b", r"\bwho am i\b", r"\bwhat(?:'s| is) my name\b"),
+    "address": _any(r"\bwhat (?:should|do) you call me\b", r"\bmy nickname\b"),
+    "home": _any(r"\bwhere (?:do )?i live\b", r"\bmy (?:home ?town|city)\b", r"\bi live\b"),
+    "origin": _any(r"\bwhere (?:am i|i'?m|i am) from\b", r"\bwhere i come from\b"),
+    "work": _any(
         r"\bwhere (?:do )?i work\b",
         r"\bmy (?:job|work)\b",
         r"\bwhat (?:do i do|i do) for (?:a )?(?:living|work)\b",
         r"\bwhat(?:'s| is) my job\b",
         r"\b(?:at|to|from|after|before) work\b",
     ),
-    _cue("age", r"\bhow old (?:am i|i am)\b", r"\bmy age\b"),
-)
+    "age": _any(r"\bhow old (?:am i|i am)\b", r"\bmy age\b"),
+}
 _ASKS = re.compile(
     r"^\s*(?:what|where|who|how|when|which|do you (?:know|remember)|can you (?:tell|remind)"
     r"|remind me|tell me|did i (?:tell|mention)|have i told|do i)\b",
@@ -124,7 +115,7 @@ _ADVICE = re.compile(
 
 
 def _slot_cues(card: Card) -> list[re.Pattern[str]]:
-    """Cues for a keyed card of an open slot: ``named:dog`` -> "my dog", ...)."""
+    """Cues for a keyed card of an open slot (``named:dog`` -> "my dog", ...)."""
     kind, _, thing = card.key.partition(":")
     if not thing:
         return []
@@ -158,16 +149,11 @@ def matching_cards(question: str, cards: list[Card]) -> tuple[list[Card], bool]:
     for card in cards:
         if not card.key:
             continue
-        fixed = [c.pattern for c in _CUES if c.key == card.key]
-        cues = fixed or _slot_cues(card)
+        cues = [_CUES[card.key]] if card.key in _CUES else _slot_cues(card)
         if any(p.search(question) for p in cues):
             found.append(card)
-    newest: dict[str, Card] = {}
-    for card in found:  # one per slot: a changed fact's newest card
-        if card.key not in newest or card.updated > newest[card.key].updated:
-            newest[card.key] = card
     asks = bool(_ASKS.search(question)) and not _ADVICE.search(question)
-    return list(newest.values()), asks
+    return newest_per_key(found), asks  # one per slot: a changed fact's newest card
 
 
 def prefill(question: str, cards: list[Card], name: str | None) -> str:
