@@ -57,7 +57,7 @@ class Question:
     """A question, the values a right answer carries (any one), and wrong values."""
 
     text: str
-    kind: str  # direct | indirect | changed
+    kind: str  # direct | indirect | changed | other (not about the person; timed only)
     right: tuple[str, ...]
     wrong: tuple[str, ...] = ()
 
@@ -168,6 +168,14 @@ PEOPLE = (
 )
 
 
+OTHER_QUESTIONS = (
+    Question("Can you tell me a fun fact about the moon?", "other", ()),
+    Question("What is a good way to relax after a long day?", "other", ()),
+)
+"""Asked in the question call too (spoken mode), as the turns memory questions are timed
+against: the same session, context and retrieval, no remembered fact to answer with."""
+
+
 @dataclass
 class Answer:
     person: str
@@ -183,6 +191,8 @@ class Answer:
     stored: bool = True
     """Spoken mode: whether the person's memory holds the right value (as the STT heard it
     when they told it); a miss where it does not is the STT's, not recall's."""
+    voice_to_voice_ms: float | None = None
+    """Spoken mode: end of the question's speech to the avatar's first audio (server side)."""
 
 
 @dataclass
@@ -196,15 +206,27 @@ class Score:
         hits = sum(getattr(a, what) for a in rows)
         return f"{hits}/{len(rows)} ({100 * hits / len(rows):.0f} %)"
 
+    def latency(self, memory: bool) -> str:
+        """Median voice-to-voice of memory questions (or of the other questions), in ms."""
+        times = [
+            a.voice_to_voice_ms
+            for a in self.answers
+            if a.voice_to_voice_ms is not None and (a.kind != "other") == memory
+        ]
+        return f"{np.median(times):.0f} ms (n={len(times)})" if times else "-"
+
     def summary(self) -> dict:
         fair = Score([a for a in self.answers if a.stored and _heard_right(a)])
+        recall = Score([a for a in self.answers if a.kind != "other"])
         return {
             "direct": self.rate("direct", "right"),
             "direct, stored and heard right": fair.rate("direct", "right"),
             "indirect": self.rate("indirect", "right"),
             "changed": self.rate("changed", "right"),
-            "wrong fact": self.rate(None, "wrong"),
+            "wrong fact": recall.rate(None, "wrong"),
             "prompt text": self.rate(None, "prompt_text"),
+            "voice-to-voice p50, memory questions": self.latency(memory=True),
+            "voice-to-voice p50, other questions": self.latency(memory=False),
         }
 
 
@@ -373,6 +395,7 @@ async def run_spoken(llm_port: int) -> Score:
                 text = item.text if isinstance(item, Question) else item
                 answered = len(session.turns.turns("assistant"))
                 asked = len(session.turns.turns("user"))
+                timed = len(session.latency.turns)
                 heard_from = len(transport.speaker.heard)
                 await transport.mic.say(speak(person.voice, text))
                 await wait_for(
@@ -388,6 +411,8 @@ async def run_spoken(llm_port: int) -> Score:
                     answer.heard = " ".join(t.text for t in session.turns.turns("user")[asked:])
                     cards = store.list_cards(person.name.lower(), avatar.id)
                     answer.stored = carries(" ".join(c.text for c in cards), item.right)
+                    if len(session.latency.turns) > timed:
+                        answer.voice_to_voice_ms = session.latency.turns[timed].total * 1000
                     score.answers.append(answer)
                     print(f"  {person.name}: {text!r} -> {said!r}", flush=True)
         finally:
@@ -400,14 +425,17 @@ async def run_spoken(llm_port: int) -> Score:
         if person.changed:
             await call(person, f"{person.name}-2", person.changed)
     for person in PEOPLE:
-        await call(person, f"{person.name}-3", (), person.questions)
+        asked = list(person.questions)
+        asked[2:2], asked[6:6] = [OTHER_QUESTIONS[0]], [OTHER_QUESTIONS[1]]
+        await call(person, f"{person.name}-3", (), asked)
     await runtime.close()
     return score
 
 
 def _table(rows: dict[str, dict]) -> str:
     cols = ["direct", "direct, stored and heard right", "indirect", "changed", "wrong fact"]
-    cols.append("prompt text")
+    cols += ["prompt text", "voice-to-voice p50, memory questions"]
+    cols.append("voice-to-voice p50, other questions")
     out = ["| | " + " | ".join(cols) + " |", "|---|" + "---|" * len(cols)]
     for name, summary in rows.items():
         out.append(f"| {name} | " + " | ".join(summary.get(c, "-") for c in cols) + " |")
@@ -415,7 +443,7 @@ def _table(rows: dict[str, dict]) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--text", action="store_true", help="text only (no speech)")
     parser.add_argument("--levers", action="store_true", help="text mode: every lever")
     parser.add_argument("--samples", type=int, default=4, help="text mode: answers per question")

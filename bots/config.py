@@ -87,6 +87,10 @@ class LLMConfig(_Strict):
     """The embedded engine's penalty on repeated tokens. llama-server's default is 1.0 (off),
     and the 135M model then loops ("I'm so glad to have you. I'm so glad to have you...") a
     few turns into a conversation (``bench/recall.py``, spoken). Ollama applies its own (1.1)."""
+    max_sentences: Annotated[int, Field(ge=0, le=50)] | None = None
+    """Most sentences spoken per reply (``processors.reply_cap``). Unset: 3 for small models,
+    which ignore the persona's "one to three sentences" and ramble, and no cap for capable
+    ones; 0: never cut."""
     memory_prompt: Literal["auto", "small", "capable"] = "auto"
     """How memories are put to the model (``memory.prompting``): ``small`` puts the facts in
     the person's turn and starts answers with them; ``capable`` gives a memory block. ``auto``

@@ -12,6 +12,8 @@ The graph, as :func:`voice_pipeline` lays it out (DESIGN.md's diagram)::
     reply_text               keeps the reply as generated (for the LLM's prompt cache)
     speech_chunks            first clause of each reply early, then whole sentences
     guard                    drops chunks that echo the prompt (never spoken)
+    stage_directions         "*smiles*", markdown and emoji are not read aloud
+    cap                      a small model's reply ends after three sentences
     tts                      Piper, per chunk as tokens arrive
     transport.output()       audio back to the person (through the playback gate)
     assistant_aggregator     records what was actually spoken
@@ -65,7 +67,10 @@ from processors.vad_events import ReportingSileroVAD, VADListener
 
 @dataclass
 class VoiceGraph:
-    """The processors of one session's graph (``memory``, ``prefill``: None when memory is off)."""
+    """The processors of one session's graph.
+
+    ``memory`` and ``prefill`` are None when memory is off, ``cap`` when replies are not cut.
+    """
 
     transport: BaseTransport
     stt: STTService
@@ -75,6 +80,8 @@ class VoiceGraph:
     prefill: FrameProcessor | None
     reply_text: ReplyTextRecorder
     guard: FrameProcessor
+    stage_directions: FrameProcessor
+    cap: FrameProcessor | None
     tts: TTSService
     assistant_aggregator: LLMAssistantAggregator
 
@@ -91,6 +98,8 @@ class VoiceGraph:
             self.reply_text,
             LLMTextProcessor(text_aggregator=FirstClauseTextAggregator()),  # speech chunks
             self.guard,
+            self.stage_directions,
+            self.cap,
             self.tts,
             self.transport.output(),
             self.assistant_aggregator,

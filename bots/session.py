@@ -33,19 +33,31 @@ from bots.pipeline import RESUME_AFTER_NOISE_PROMPT, VoiceGraph, build_llm, user
 from bots.runtime import Runtime
 from bots.warmup import prefill
 from memory.distill import Distiller
-from memory.prompting import FACTS_HEADER, profile_for
+from memory.prompting import FACTS_HEADER, Profile, profile_for
 from memory.recall import SCAFFOLDING
 from memory.session import SessionMemory, epoch
 from processors.answer_prefill import AnswerPrefill
 from processors.memory_retrieval import MemoryRetrieval
 from processors.piper_tts import LocalPiperTTSService
 from processors.playback_gate import PlaybackGate
+from processors.reply_cap import ReplyCap
 from processors.reply_text import ReplyTextRecorder
 from processors.scaffolding_guard import ScaffoldingGuard
+from processors.stage_directions import StageDirectionFilter
 from processors.turn_latency import TurnLatency, TurnLatencyObserver
 from processors.turn_state import TurnState
 from processors.vad_events import VADListener
 from processors.whisper_stt import WhisperCppSTTService
+
+SMALL_MODEL_SENTENCES = 3
+"""A small model's replies end here (the persona's own "one to three short sentences")."""
+
+
+def sentence_cap(avatar: AvatarConfig, profile: Profile) -> int | None:
+    """Most sentences per reply: the avatar's ``llm.max_sentences``, else 3 for small models."""
+    if avatar.llm.max_sentences is not None:
+        return avatar.llm.max_sentences or None  # 0: never cut
+    return SMALL_MODEL_SENTENCES if profile == "small" else None
 
 
 class TransportFactory(Protocol):
@@ -124,11 +136,12 @@ class VoiceSession:
             user_params=user_turn_params(turn_taking, self.turns, runtime.models, listeners),
         )
         self.retrieval = None
+        profile = profile_for(backend.kind, backend.model, avatar.llm.memory_prompt)
         if self.memory:
             self.retrieval = MemoryRetrieval(
                 self.memory.recaller,
                 avatar_name=avatar.name,
-                profile=profile_for(backend.kind, backend.model, avatar.llm.memory_prompt),
+                profile=profile,
                 timeout_secs=runtime.settings.memory_timeout_ms / 1000,
             )
         retrieval = self.retrieval
@@ -144,6 +157,8 @@ class VoiceSession:
             guard=ScaffoldingGuard(
                 (avatar.system_prompt(), *SCAFFOLDING, FACTS_HEADER, RESUME_AFTER_NOISE_PROMPT)
             ),
+            stage_directions=StageDirectionFilter(),
+            cap=ReplyCap(cap) if (cap := sentence_cap(avatar, profile)) else None,
             tts=LocalPiperTTSService(
                 voice=runtime.models.voice(avatar.voice.piper_voice),
                 syn_config=avatar.voice.synthesis_config(),

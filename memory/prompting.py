@@ -90,7 +90,8 @@ _CUES: dict[str, re.Pattern[str]] = {
     "name": _any(r"\bmy name\b", r"\bwho am i\b", r"\bwhat(?:'s| is) my name\b"),
     "address": _any(r"\bwhat (?:should|do) you call me\b", r"\bmy nickname\b"),
     "home": _any(r"\bwhere (?:do )?i live\b", r"\bmy (?:home ?town|city)\b", r"\bi live\b"),
-    "origin": _any(r"\bwhere (?:am i|i'?m|i am) from\b", r"\bwhere i come from\b"),
+    # "are my": whisper tiny's hearing of "am I" in a few voices.
+    "origin": _any(r"\bwhere (?:am i|i'?m|i am|are my) from\b", r"\bwhere i come from\b"),
     "work": _any(
         r"\bwhere (?:do )?i work\b",
         r"\bmy (?:job|work)\b",
@@ -123,7 +124,10 @@ def _slot_cues(card: Card) -> list[re.Pattern[str]]:
     if kind == "named":
         return [re.compile(rf"\bmy {words}(?:'s)?\b", re.IGNORECASE)]
     if kind == "favorite":
-        return [re.compile(rf"\bfavou?rite {words}\b", re.IGNORECASE)]
+        cues = [re.compile(rf"\bfavou?rite {words}\b", re.IGNORECASE)]
+        if thing in ("food", "dish", "meal"):  # "What should I cook tonight?"
+            cues.append(_any(r"\b(?:cook|eat|dinner|lunch|supper|meal|hungry)\b"))
+        return cues
     if kind == "my":
         return [re.compile(rf"\bmy {words}\b", re.IGNORECASE)]
     if kind == "has":

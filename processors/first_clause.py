@@ -13,6 +13,7 @@ it consumes ``LLMTextFrame``s and emits ``AggregatedTextFrame``s.
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 
 from pipecat.utils.text.base_text_aggregator import Aggregation, TextType
@@ -24,6 +25,20 @@ _NO_CUT_AFTER = frozenset(
     "a an the of to in on at by for with from and or but if that which who my your his her "
     "its our their this these those is are was were be been very so as than".split()
 )
+
+
+_SENTENCE_END = re.compile(r"[.!?](?:\s|$)")
+
+
+def _sentence_ends_soon(known: str, words: int = 3) -> bool:
+    """Whether text already in hand ends the sentence within ``words`` more words.
+
+    A prefilled answer ("Your dog is called Biscuit.", ``processors.answer_prefill``) comes
+    in one piece: cutting it after "called" gains nothing (the rest is not awaited) and makes
+    Piper say "Biscuit." on its own, which even whisper then hears as "Cole, this it".
+    """
+    end = _SENTENCE_END.search(known)
+    return end is not None and len(known[: end.start()].split()) <= words
 
 
 class FirstClauseTextAggregator(SimpleTextAggregator):
@@ -49,12 +64,17 @@ class FirstClauseTextAggregator(SimpleTextAggregator):
             async for aggregation in super().aggregate(text):
                 yield aggregation
             return
-        for char in text:
+        for i, char in enumerate(text):
             async for aggregation in super().aggregate(char):
                 # A whole sentence ended first: the normal path takes over from here.
                 self._first_done = True
                 yield aggregation
-            if not self._first_done and char.isspace() and self._first_chunk_ready():
+            if (
+                not self._first_done
+                and char.isspace()
+                and self._first_chunk_ready()
+                and not _sentence_ends_soon(text[i + 1 :])
+            ):
                 chunk = self._text.strip()
                 await super().reset()
                 self._first_done = True

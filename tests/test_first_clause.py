@@ -56,5 +56,17 @@ async def test_each_reply_starts_with_a_clause_again():
 
 
 async def test_a_one_word_clause_waits_for_more():
-    got = await chunks(FirstClauseTextAggregator(), tokens("Well, the answer is simple: Paris."))
+    got = await chunks(FirstClauseTextAggregator(), tokens("Well, the answer is simple: we go."))
     assert got[0] == "Well, the answer is simple:"  # not "Well," alone, nor after "is"
+
+
+async def test_a_sentence_that_came_whole_is_not_cut_before_its_last_word():
+    # A prefilled answer arrives in one delta: no waiting to save, and "Biscuit." alone
+    # sounds (and is heard) wrong.
+    got = await chunks(
+        FirstClauseTextAggregator(), ["Your dog is called Biscuit. She", " is a sweet dog."]
+    )
+    assert got == ["Your dog is called Biscuit.", "She is a sweet dog."]
+    # Streamed word by word, a longer one is still cut early: the rest is not in hand.
+    reply = "Your dog is called Biscuit and she is lovely."
+    assert (await chunks(FirstClauseTextAggregator(), tokens(reply)))[0] == "Your dog is called"

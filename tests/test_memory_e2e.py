@@ -128,8 +128,11 @@ async def test_a_fact_told_in_one_session_is_recalled_in_the_next(
     finally:
         await end(session, task)
 
-    asked = [m for m in contexts.sent if m and "What is my dog called?" in str(m)]
-    assert asked, "the question reached the LLM"
+    # Found by what the STT heard ("What's my dog called?" on some CPUs), not by the script.
+    question = session.turns.turns("user")[-1].text
+    assert "dog" in question.lower(), f"the question was heard as {question!r}"
+    asked = [m for m in contexts.sent if m and question in str(m)]
+    assert asked, f"the question, heard as {question!r}, reached the LLM"
     turn = [m for m in asked[-1] if m["role"] == "user"][-1]["content"]
     assert "Your dog is called Biscuit." in turn, "the fact is told with the question"
     assert asked[-1][-1] == {"role": "assistant", "content": "Your dog is called Biscuit."}

@@ -182,7 +182,9 @@ async def test_a_cough_over_the_bot_pauses_its_voice_and_it_goes_on_from_the_sam
     assert not c.events("interrupted") and not story.interrupted
     assert story.text == STORY  # nothing was skipped...
     held, released = c.first("held", after=cough.at), c.first("released", after=cough.at)
-    assert c.at(held) < cough.at + 0.15
+    # On the VAD's first voiced frame, long before a confirmed start (0.2 s of wall time,
+    # 0.8 scripted s here); the margin absorbs a loaded CI machine's scheduling jitter.
+    assert c.at(held) < cough.at + 0.4
     assert c.at(released) - c.at(held) < 1.0  # ...only paused, until the VAD heard silence
     assert c.voiced(c.at(held) + 0.1, c.at(released)) == 0.0
     # 24 words at 3 words a second, all of it played.
