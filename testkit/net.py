@@ -11,6 +11,9 @@ from typing import TypeVar
 
 T = TypeVar("T")
 
+LOCAL = "http://localhost"
+"""Base URL for in-process test clients: a host name the room answers to (``web.guards``)."""
+
 
 def free_port() -> int:
     """A TCP port nobody listens on right now (on 127.0.0.1)."""

@@ -28,7 +28,7 @@ def room_client(runtime, accounts: AccountStore):
             runtime, ["lumina"], greet=False, room=RoomOptions(**room), accounts=accounts
         )
         return TestClient(
-            app, base_url="https://testserver" if room.get("https") else "http://testserver"
+            app, base_url="https://localhost" if room.get("https") else "http://localhost"
         )
 
     return make
@@ -182,6 +182,14 @@ def test_listening_beyond_this_machine_needs_lan(capsys):
 
     assert main(["--host", "0.0.0.0"]) == 2
     assert "--lan" in capsys.readouterr().err
+
+
+def test_the_lan_without_https_is_refused_unless_asked_for_on_purpose(capsys):
+    from web.__main__ import main
+
+    assert main(["--lan"]) == 2
+    err = capsys.readouterr().err
+    assert "--https" in err and "--insecure-lan" in err
 
 
 def test_the_self_signed_certificate_names_the_lan_address(tmp_path):

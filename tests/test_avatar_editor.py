@@ -13,6 +13,7 @@ import wave
 import pytest
 from fastapi.testclient import TestClient
 
+from testkit.net import LOCAL
 from tests.accounts import sign_up
 from web.accounts import AccountStore
 from web.app import create_app
@@ -48,7 +49,7 @@ def room(room_runtime, tmp_path):
     app = create_app(room_runtime, ["lumina"], greet=False, accounts=accounts)
 
     def person(name: str | None = None) -> TestClient:
-        client = TestClient(app)
+        client = TestClient(app, base_url=LOCAL)
         sign_up(client, name)
         return client
 
@@ -192,7 +193,7 @@ def test_voice_preview_speaks_the_settings_being_edited(room):
 
 
 def test_the_editor_needs_a_sign_in(room):
-    anonymous = TestClient(room().app)
+    anonymous = TestClient(room().app, base_url=LOCAL)
     for method, url in [
         ("get", "/api/avatars"),
         ("post", "/api/avatars"),

@@ -11,13 +11,14 @@ import time
 import pytest
 from fastapi.testclient import TestClient
 
+from testkit.net import LOCAL
 from tests.accounts import sign_up
 from web.app import create_app
 
 
 @pytest.fixture
 def client(runtime) -> TestClient:
-    client = TestClient(create_app(runtime, ["lumina", "captain"], greet=False))
+    client = TestClient(create_app(runtime, ["lumina", "captain"], greet=False), base_url=LOCAL)
     client.user = sign_up(client)
     return client
 
@@ -122,7 +123,7 @@ def test_bad_requests_get_clear_answers(client, seeded):
 
 
 def test_memories_belong_to_the_signed_in_person_only(client, seeded):
-    stranger = TestClient(client.app)
+    stranger = TestClient(client.app, base_url=LOCAL)
     assert stranger.get("/api/memory?avatar=lumina").status_code == 401
     assert stranger.post("/api/memory/forget").status_code == 401
     sign_up(stranger)

@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
-from testkit.net import free_port, wait_http
+from testkit.net import LOCAL, free_port, wait_http
 from tests.accounts import PASSWORD, sign_up
 from tests.test_page_browser import BROWSER_FLAGS, CHROMIUM, SCREENSHOTS, needs_chromium
 
@@ -68,7 +68,7 @@ def client(runtime):
     from web.app import create_app
 
     # No `with`: the lifespan warms models, which serving files does not need.
-    return TestClient(create_app(runtime, ["lumina"], greet=False))
+    return TestClient(create_app(runtime, ["lumina"], greet=False), base_url=LOCAL)
 
 
 def test_memory_page_is_served_with_only_local_assets(client):

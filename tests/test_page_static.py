@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from testkit.net import LOCAL
+
 STATIC = Path(__file__).resolve().parents[1] / "web" / "static"
 PAGES = ["lobby.html", "login.html", "talk.html", "memory.html", "editor.html"]
 PAGE_FILES = [
@@ -134,7 +136,7 @@ def test_app_serves_the_pages(runtime, route, page):
     from web.app import create_app
 
     # No lifespan (no `with`): model warm-up is not needed to serve static files.
-    client = TestClient(create_app(runtime, ["lumina"]))
+    client = TestClient(create_app(runtime, ["lumina"]), base_url=LOCAL)
     served = client.get(route)
     assert served.status_code == 200 and "text/html" in served.headers["content-type"]
     assert served.text == (STATIC / page).read_text()

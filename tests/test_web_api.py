@@ -7,6 +7,7 @@ import asyncio
 import pytest
 from fastapi.testclient import TestClient
 
+from testkit.net import LOCAL
 from testkit.webrtc_client import offer_sdp
 from tests.accounts import sign_up
 from web.app import create_app
@@ -16,7 +17,7 @@ from web.app import create_app
 def client(make_runtime):
     """The app, with both LLM backends pointed at a closed port."""
     runtime = make_runtime(llm_port=9, ollama_host="http://127.0.0.1:9", llm_backend="auto")
-    with TestClient(create_app(runtime, ["lumina"])) as c:
+    with TestClient(create_app(runtime, ["lumina"]), base_url=LOCAL) as c:
         sign_up(c)
         yield c
 

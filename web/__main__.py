@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import secrets
+import socket
 import sys
 from typing import Any
 
@@ -35,6 +36,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--port", type=int, default=7860)
     parser.add_argument("--passcode", help="room passcode asked at sign-up (with --lan)")
     parser.add_argument("--https", action="store_true", help="serve HTTPS (self-signed)")
+    parser.add_argument(
+        "--insecure-lan",
+        action="store_true",
+        help="allow --lan without --https (passwords then cross the network in clear)",
+    )
+    parser.add_argument(
+        "--trusted-proxy",
+        metavar="ADDRESS",
+        help="a reverse proxy whose X-Forwarded-For is believed (default: none is)",
+    )
+    parser.add_argument("--dev", action="store_true", help="serve the API docs at /docs")
     return parser.parse_args(argv)
 
 
@@ -44,6 +56,13 @@ def main(argv: list[str] | None = None) -> int:
     host = args.host or ("0.0.0.0" if args.lan else "127.0.0.1")
     if host not in LOOPBACK and not args.lan:
         print("error: to listen beyond this machine, add --lan", file=sys.stderr)
+        return 2
+    if args.lan and not args.https and not args.insecure_lan:
+        print(
+            "error: --lan sends passwords over the network: add --https (a self-signed"
+            " certificate is made for you), or --insecure-lan to accept that on purpose",
+            file=sys.stderr,
+        )
         return 2
     import uvicorn
 
@@ -64,7 +83,13 @@ def main(argv: list[str] | None = None) -> int:
         scheme = "https" if args.https else "http"
         urls = [f"{scheme}://{a}:{args.port}/" for a in addresses]
         local = f"{scheme}://127.0.0.1:{args.port}/" if host in ("0.0.0.0", "::", *LOOPBACK) else ""
-        room = RoomOptions(lan=args.lan, passcode=passcode, https=args.https, urls=urls)
+        names = [*LOOPBACK, *addresses]
+        if args.lan:  # testers may type the machine's name instead of its address
+            names += [socket.gethostname(), f"{socket.gethostname()}.local"]
+            names += [host] if host not in ("0.0.0.0", "::") else []
+        room = RoomOptions(
+            lan=args.lan, passcode=passcode, https=args.https, urls=urls, hosts=names, dev=args.dev
+        )
         cluster = bool(settings.ray_address)
         # -1: one per core here, or (0) one per CPU of the cluster.
         workers = settings.workers if settings.workers >= 0 else (0 if cluster else cores())
@@ -82,11 +107,22 @@ def main(argv: list[str] | None = None) -> int:
         lines += [f"  Room passcode (asked at sign-up): {passcode}"]
         if not args.https:
             lines += [
-                "  Note: browsers allow the microphone only on localhost or HTTPS;",
-                "  add --https so testers on other machines can talk.",
+                "  Warning (--insecure-lan): passwords cross the network in clear, and",
+                "  browsers allow the microphone only on localhost or HTTPS.",
             ]
     print("\n".join([*lines, ""]), flush=True)
-    uvicorn.run(app, host=host, port=args.port, log_level="warning", loop=EVENT_LOOP, **tls)
+    # uvicorn believes X-Forwarded-For from 127.0.0.1 by default: any local script could
+    # then pick the address the sign-in limiter keys on. Only a named proxy is believed.
+    uvicorn.run(
+        app,
+        host=host,
+        port=args.port,
+        log_level="warning",
+        loop=EVENT_LOOP,
+        proxy_headers=bool(args.trusted_proxy),
+        forwarded_allow_ips=args.trusted_proxy,
+        **tls,
+    )
     return 0
 
 

@@ -48,6 +48,7 @@ from web.admission import Admission, Refused, Seat
 from web.auth import COOKIE, RoomOptions, SignedIn, auth_router, websocket_user
 from web.avatars_api import avatars_router
 from web.calls import CallError, CallRequest, Calls, IceCandidateBody, LocalCalls, OfferBody
+from web.guards import install_guards
 from web.health import health_report
 from web.memory_api import memory_router
 from web.workers import WorkerPool
@@ -144,7 +145,15 @@ def create_app(
         await calls.stop()
         await runtime.close()
 
-    app = FastAPI(title="Local avatars", lifespan=lifespan)
+    app = FastAPI(
+        title="Local avatars",
+        lifespan=lifespan,
+        # The docs list every route to whoever asks: served only with --dev.
+        docs_url="/docs" if room.dev else None,
+        redoc_url="/redoc" if room.dev else None,
+        openapi_url="/openapi.json" if room.dev else None,
+    )
+    install_guards(app, room.hosts)
     app.state.runtime = runtime
     app.state.calls = calls
     app.state.admission = admission

@@ -26,6 +26,7 @@ from fastapi import APIRouter, Depends, HTTPException, Request, Response, WebSoc
 from pydantic import BaseModel, Field
 
 from web.accounts import AccountError, AccountStore, User
+from web.guards import LOOPBACK_HOSTS
 
 COOKIE = "avatars_login"
 
@@ -39,6 +40,10 @@ class RoomOptions(BaseModel):
     https: bool = False
     urls: list[str] = Field(default_factory=list)
     """Addresses testers should open (shown in the lobby)."""
+    hosts: list[str] = Field(default_factory=lambda: list(LOOPBACK_HOSTS))
+    """Host names the room answers to (``web.guards``): loopback, plus the LAN's under --lan."""
+    dev: bool = False
+    """Serve the API docs (/docs, /redoc, /openapi.json); off unless ``--dev``."""
     max_failures: int = Field(default=5, ge=1)
     """Failed sign-ins (or wrong passcodes) allowed per address or name in ``window_secs``."""
     window_secs: float = Field(default=300.0, gt=0)
