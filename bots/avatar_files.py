@@ -103,7 +103,9 @@ def save_avatar(catalog: AvatarCatalog, avatar: AvatarConfig) -> Path:
     if validate_avatar(data, str(path)) != avatar:
         # Should never happen; if it does, say so rather than launch a different avatar.
         raise AvatarConfigError(f"{path}: the file would not read back as written")
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{avatar.id}.", suffix=".toml")
+    # ".tmp", never ".toml": a crash between write and rename leaves no file the catalog
+    # would take for an avatar.
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{avatar.id}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)

@@ -46,6 +46,7 @@ class VoiceConfig(_Strict):
 
     piper_voice: str = Field(
         default="en_US-joe-medium",
+        max_length=300,
         description="Packaged voice name or path to a .onnx Piper voice.",
     )
     speed: Annotated[float, Field(ge=0.5, le=2.0)] = 1.0
@@ -126,17 +127,27 @@ class TurnTakingConfig(_Strict):
     is confirmed); if it was only a noise, the reply continues where it paused."""
 
 
+# Every text field is bounded: an avatar is edited in a browser by anyone in the room, and
+# each of these ends up in every prompt or greeting. The persona bound keeps the system
+# prompt well inside a small model's context (~1k tokens).
+_Line = Annotated[str, Field(max_length=300)]
+NAME_PLACEHOLDER = "{name}"
+
+
 class AvatarConfig(_Strict):
     """One avatar, as written in ``bots/avatars/<id>.toml``."""
 
     id: str
     name: Annotated[str, Field(min_length=1, max_length=60)]
     blurb: Annotated[str, Field(max_length=200)] = ""
-    persona: Annotated[str, Field(min_length=1)]
-    greeting: str = ""
-    greeting_returning: str = "Welcome back, {name}! What's on your mind today?"
-    """Said instead of ``greeting`` to someone the avatar knows by name; ``{name}`` is theirs."""
-    style_rules: list[str] = Field(default_factory=list)
+    persona: Annotated[str, Field(min_length=1, max_length=4000)]
+    greeting: _Line = ""
+    greeting_returning: _Line = "Welcome back, {name}! What's on your mind today?"
+    """Said instead of ``greeting`` to someone the avatar knows by name; ``{name}`` is theirs.
+    A fixed placeholder, not a format string: no format specs, no attribute access."""
+    style_rules: Annotated[list[Annotated[str, Field(max_length=300)]], Field(max_length=12)] = (
+        Field(default_factory=list)
+    )
     voice: VoiceConfig = VoiceConfig()
     llm: LLMConfig = LLMConfig()
     turn_taking: TurnTakingConfig = TurnTakingConfig()
@@ -144,16 +155,14 @@ class AvatarConfig(_Strict):
     @field_validator("greeting_returning")
     @classmethod
     def _only_name_placeholder(cls, v: str) -> str:
-        try:
-            v.format(name="x")
-        except (KeyError, IndexError, ValueError):
-            raise ValueError("may contain only the placeholder {name}") from None
+        if "{" in v.replace(NAME_PLACEHOLDER, "") or "}" in v.replace(NAME_PLACEHOLDER, ""):
+            raise ValueError("may contain only the placeholder {name}, as it is")
         return v
 
     def greeting_for(self, name: str | None) -> str:
         """What to say when someone connects: by name if the avatar knows it."""
         if name and self.greeting_returning:
-            return self.greeting_returning.format(name=name)
+            return self.greeting_returning.replace(NAME_PLACEHOLDER, name)
         return self.greeting
 
     @field_validator("id")
@@ -236,7 +245,17 @@ class AvatarCatalog:
 
     def ids(self) -> list[str]:
         """Ids of every avatar file found, sorted."""
-        return sorted({p.stem for d in self.dirs if d.is_dir() for p in d.glob("*.toml")})
+        # A stray file whose name is not an id (an editor's backup, a temp file left by a
+        # crash) is not an avatar: it must not stop the room from starting.
+        return sorted(
+            {
+                p.stem
+                for d in self.dirs
+                if d.is_dir()
+                for p in d.glob("*.toml")
+                if _ID_RE.match(p.stem)
+            }
+        )
 
     def path(self, avatar_id: str) -> Path | None:
         """The file that defines ``avatar_id`` (the user folder wins over built-ins), if any."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import time
 import wave
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from fastapi.testclient import TestClient
@@ -61,7 +62,8 @@ def test_an_avatar_made_in_the_browser_is_a_launchable_toml_file(room, catalog):
     resp = alice.post("/api/avatars", json=NOVA)
     assert resp.status_code == 201, resp.text
     path = catalog.user_dir / "nova.toml"
-    assert resp.json()["file"] == str(path) and path.exists()
+    assert resp.json()["launch"] == "python -m bots nova" and path.exists()
+    assert str(catalog.user_dir) not in resp.text  # where files live is not told
     # `python -m bots nova` reads exactly this file.
     nova = catalog.load("nova")
     assert nova.name == "Nova" and nova.voice.speed == 1.2 and nova.llm.max_tokens == 100
@@ -102,6 +104,13 @@ def test_changing_an_avatar_keeps_its_comments_and_applies_to_the_next_call(room
         ({"voice": {"sped": 1.0}}, "voice.sped", "typo"),
         ({"llm": {"ollama_model": "no spaces please"}}, "llm.ollama_model", "Ollama model"),
         ({"greeting_returning": "Hi {user}"}, "greeting_returning", "{name}"),
+        # A format spec would allocate on every greeting; attribute access reads internals.
+        ({"greeting_returning": "{name:>5000000}"}, "greeting_returning", "{name}"),
+        ({"greeting_returning": "{name.__class__}"}, "greeting_returning", "{name}"),
+        ({"voice": {"piper_voice": "../../../../tmp/x.onnx"}}, "voice.piper_voice", "installed"),
+        ({"persona": "x" * 4001}, "persona", "at most 4000"),
+        ({"greeting": "x" * 301}, "greeting", "at most 300"),
+        ({"style_rules": ["Be kind."] * 13}, "style_rules", "at most 12"),
         ({"persona": None}, "persona", "string"),
     ],
 )
@@ -202,3 +211,27 @@ def test_the_editor_needs_a_sign_in(room):
         ("get", "/api/llm/models"),
     ]:
         assert getattr(anonymous, method)(url).status_code == 401, url
+
+
+def test_two_people_creating_the_same_id_at_once_get_one_avatar_and_one_refusal(room, catalog):
+    alice, bob = room(), room()
+    with ThreadPoolExecutor(2) as pool:
+        answers = list(pool.map(lambda c: c.post("/api/avatars", json=NOVA), [alice, bob]))
+    assert sorted(r.status_code for r in answers) == [201, 409]
+    winner = alice if answers[0].status_code == 201 else bob
+    assert {a["id"]: a for a in winner.get("/api/avatars").json()}["nova"]["kind"] == "yours"
+    loser = bob if winner is alice else alice
+    assert {a["id"]: a for a in loser.get("/api/avatars").json()}["nova"]["kind"] == "theirs"
+
+
+def test_a_temp_file_left_by_a_crash_mid_save_is_not_taken_for_an_avatar(
+    room_runtime, catalog, tmp_path
+):
+    catalog.user_dir.mkdir(parents=True, exist_ok=True)
+    (catalog.user_dir / ".nova.k2j3h4.toml").write_text("name = 'half writ")  # older saves
+    (catalog.user_dir / ".nova.k2j3h4.tmp").write_text("name = 'half writ")
+    assert catalog.ids() == ["captain", "lumina"]
+    app = create_app(room_runtime, greet=False, accounts=AccountStore(tmp_path / "a.sqlite3"))
+    with TestClient(app, base_url=LOCAL) as client:  # the room starts
+        sign_up(client)
+        assert [a["id"] for a in client.get("/api/avatars").json()] == ["captain", "lumina"]

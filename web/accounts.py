@@ -209,16 +209,29 @@ class AccountStore:
         with self._lock:
             self._db.execute("DELETE FROM users WHERE id = ?", (user_id,))
 
-    def claim_avatar(self, avatar_id: str, user: User) -> bool:
-        """Record ``user`` as the owner of a new avatar; False if someone already has it."""
-        try:
-            with self._lock:
+    def claim_avatar(self, avatar_id: str, user: User, *, stale_secs: float = 60.0) -> bool:
+        """Record ``user`` as the owner of a new avatar; False if someone already has it.
+
+        One atomic step, so of two people creating the same id at once exactly one wins. Call
+        it only for an id with no file: a claim older than ``stale_secs`` is then a leftover
+        (a file deleted by hand, a save that failed) and is taken over; a younger one is
+        someone else's creation still being saved.
+        """
+        now = time.time()
+        with self._lock:  # one process owns the account database
+            try:
                 self._db.execute(
-                    "INSERT INTO avatar_owners VALUES (?, ?, ?)", (avatar_id, user.id, time.time())
+                    "INSERT INTO avatar_owners VALUES (?, ?, ?)", (avatar_id, user.id, now)
                 )
-        except sqlite3.IntegrityError:
-            return False
-        return True
+                return True
+            except sqlite3.IntegrityError:
+                pass
+            taken = self._db.execute(
+                "UPDATE avatar_owners SET user_id = ?, created = ? "
+                "WHERE avatar_id = ? AND created < ?",
+                (user.id, now, avatar_id, now - stale_secs),
+            )
+            return taken.rowcount == 1
 
     def avatar_owners(self) -> dict[str, User]:
         """Who made each editor-made avatar: avatar id -> owner."""

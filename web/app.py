@@ -48,7 +48,7 @@ from web.admission import Admission, Refused, Seat
 from web.auth import COOKIE, RoomOptions, SignedIn, auth_router, websocket_user
 from web.avatars_api import avatars_router
 from web.calls import CallError, CallRequest, Calls, IceCandidateBody, LocalCalls, OfferBody
-from web.guards import install_guards
+from web.guards import install_guards, without_paths
 from web.health import health_report
 from web.memory_api import memory_router
 from web.workers import WorkerPool
@@ -305,7 +305,7 @@ def create_app(
 
     @app.exception_handler(AvatarConfigError)
     async def avatar_error(_request, exc: AvatarConfigError):
-        return JSONResponse({"detail": str(exc)}, status_code=422)
+        return JSONResponse({"detail": without_paths(str(exc))}, status_code=422)
 
     return app
 

@@ -51,6 +51,7 @@ from bots.runtime import Runtime
 from web.accounts import AccountStore, User
 from web.auth import SignedIn
 from web.calls import Calls
+from web.guards import without_paths
 
 PREVIEW_MAX_CHARS = 300
 
@@ -100,7 +101,7 @@ def avatars_router(
         try:
             a = catalog.load(avatar_id)
         except AvatarConfigError as e:
-            return {**base, "error": str(e)}  # the lobby shows a broken file, not a 500
+            return {**base, "error": without_paths(str(e))}  # the lobby shows a broken file
         return {
             **base,
             "name": a.name,
@@ -136,15 +137,26 @@ def avatars_router(
                 return invalid([("id", "can't be changed; make a copy under the new id")])
             data = {**data, "id": avatar_id}
         try:
-            return validate_avatar(data)
+            config = validate_avatar(data)
         except AvatarValidationError as e:
             return invalid(e.errors)
+        # Hand-written files may name any voice file on this machine; the editor only the
+        # installed ones. A path from a request would otherwise break TTS (and the room's
+        # next start-up) for everyone.
+        installed = piper_voice_names(voices_dir)
+        if config.voice.piper_voice not in installed:
+            return invalid(
+                [("voice.piper_voice", f"is not an installed voice (installed: {installed})")]
+            )
+        return config
 
     async def save(config: AvatarConfig):
         try:
             return await asyncio.to_thread(save_avatar, catalog, config)
         except (OSError, AvatarConfigError) as e:  # a full disk, a read-only folder
-            raise HTTPException(500, f"Could not save the avatar file: {e}") from None
+            raise HTTPException(
+                500, f"Could not save the avatar file: {without_paths(str(e))}"
+            ) from None
 
     @router.get("/avatars")
     async def list_avatars(me: SignedIn) -> list[dict]:
@@ -178,7 +190,6 @@ def avatars_router(
                 },
                 status_code=409,
             )
-        accounts.release_avatar(config.id)  # a leftover from a file deleted by hand
         if not accounts.claim_avatar(config.id, me):
             raise HTTPException(409, f"Someone just created {config.id!r}; pick another id.")
         try:
@@ -186,7 +197,11 @@ def avatars_router(
         except HTTPException:
             accounts.release_avatar(config.id)
             raise
-        return {**describe(config.id, me, accounts.avatar_owners()), "file": str(path)}
+        # The command that launches it on its own; never where it lives on the server.
+        return {
+            **describe(config.id, me, accounts.avatar_owners()),
+            "launch": f"python -m bots {path.stem}",
+        }
 
     @router.put("/avatars/{avatar_id}", response_model=None)
     async def update(
@@ -200,7 +215,11 @@ def avatars_router(
             return config
         path = await save(config)
         # Calls already running keep the avatar they started with; the next call gets this.
-        return {**describe(avatar_id, me, accounts.avatar_owners()), "file": str(path)}
+        # The command that launches it on its own; never where it lives on the server.
+        return {
+            **describe(avatar_id, me, accounts.avatar_owners()),
+            "launch": f"python -m bots {path.stem}",
+        }
 
     @router.delete("/avatars/{avatar_id}")
     async def delete(avatar_id: str, me: SignedIn) -> dict:

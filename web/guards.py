@@ -23,6 +23,7 @@ the same host list and the request's own port, and one place says what the room 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from typing import Any
 from urllib.parse import urlsplit
@@ -60,6 +61,18 @@ SECURITY_HEADERS: tuple[tuple[bytes, bytes], ...] = (
     (b"cross-origin-opener-policy", b"same-origin"),
     (b"permissions-policy", b"camera=(), geolocation=(), microphone=(self)"),
 )
+
+
+_PATH = re.compile(r"(?<![\w/])(?:/[\w.@+-]+)+/(?=[\w.@+-])|(?<![\w/])[A-Za-z]:\\(?:[\w.@+-]+\\)+")
+
+
+def without_paths(text: str) -> str:
+    """``text`` with the folders of any file path left out ("/srv/x/lumina.toml" -> "lumina.toml").
+
+    Error messages name the file that is wrong, which helps; where it lives on the server
+    tells a stranger about the machine and does not help them.
+    """
+    return _PATH.sub("", text)
 
 
 def limit_for(path: str) -> int:
