@@ -35,6 +35,7 @@ def parse_args(argv: list[str] | None, avatar_ids: list[str]) -> argparse.Namesp
     parser.add_argument("--room-url", help="Daily room URL (with --transport daily)")
     parser.add_argument("--token", help="Daily meeting token (private rooms)")
     parser.add_argument("--user", help="whose memories (local/daily; default: your OS user name)")
+    parser.add_argument("--dev", action="store_true", help="API docs and GC stats (webrtc)")
     return parser.parse_args(argv)
 
 
@@ -46,16 +47,24 @@ def serve_page(args: argparse.Namespace, runtime: Runtime) -> None:
     """
     import uvicorn
 
-    from web.app import create_app
+    from web.app import RoomOptions, create_app  # web.app is the one door into web
 
     if args.host not in ("127.0.0.1", "localhost", "::1"):
         raise ValueError(
             f"--host {args.host}: one avatar's page stays on this machine. To open avatars to "
             "your network, run the room: `python -m web --lan` (passcode, logins, HTTPS)."
         )
-    app = create_app(runtime, [args.avatar], greet=not args.no_greeting)
+    room = RoomOptions(dev=args.dev)
+    app = create_app(runtime, [args.avatar], greet=not args.no_greeting, room=room)
     print(f"\n  {args.avatar} is at http://{args.host}:{args.port}/\n", flush=True)
-    uvicorn.run(app, host=args.host, port=args.port, log_level="warning", loop=EVENT_LOOP)
+    uvicorn.run(
+        app,
+        host=args.host,
+        port=args.port,
+        log_level="warning",
+        loop=EVENT_LOOP,
+        proxy_headers=False,  # X-Forwarded-For from any local script is not believed
+    )
 
 
 async def run_single(args: argparse.Namespace, runtime: Runtime) -> None:

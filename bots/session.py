@@ -255,7 +255,7 @@ class VoiceSession:
         self.reply_text.restore_spacing(self.context)
         self.turns.reply_finished(message.content, interrupted=message.interrupted)
         if message.content and message.interrupted:
-            logger.info(f"[{self.id}] interrupted; heard: {message.content!r}")
+            logger.debug(f"[{self.id}] interrupted; heard: {message.content!r}")
         if message.content and self.memory:
             now = time.time()
             latency, self.last_latency = self.last_latency, None

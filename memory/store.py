@@ -20,10 +20,14 @@ database up to date when it is opened (1 -> 2 added ``cards.key`` and the ``chun
 
 from __future__ import annotations
 
+import os
+import shutil
 import threading
 import time
 import uuid
 from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
 from typing import Any, Literal, cast
 
 import numpy as np
@@ -33,6 +37,8 @@ from lancedb.query import LanceVectorQueryBuilder
 from memory.embedder import DIMENSIONS, Embedder
 
 SCHEMA_VERSION = 2
+MIN_FREE_BYTES = 64 * 1024 * 1024
+"""Below this much free disk, memory health turns red before writes start failing."""
 Scope = Literal["user", "avatar"]
 
 DUPLICATE_SIMILARITY = 0.9
@@ -267,6 +273,8 @@ class MemoryStore:
         self._embedder = embedder
         self._write_lock = threading.Lock()
         self._versions: dict[str, int] = {}
+        self.write_failure: str | None = None
+        """Why the last write failed (``note_write``), until one succeeds again."""
         existing = set(self._db.list_tables().tables)
         self._meta = self._open("meta", _META, existing)
         self.turns = self._open("turns", _TURNS, existing)
@@ -442,10 +450,15 @@ class MemoryStore:
             return CardChange("merged" if same else "replaced", old["id"], old["text"])
 
     def _replace_card(self, row: dict, **changes: Any) -> None:
-        """Rewrite one card row with some fields changed (call with the write lock held)."""
+        """Rewrite one card row with some fields changed (call with the write lock held).
+
+        One merge on the id: the old row and the new one are never both missing, as they
+        were with delete-then-add when the add failed.
+        """
         new = {name: row[name] for name in _CARDS.names} | changes
-        self.cards.delete(f"id = {_quote(row['id'])}")
-        self.cards.add([new])
+        self.cards.merge_insert("id").when_matched_update_all().execute(
+            pa.Table.from_pylist([new], schema=_CARDS)
+        )
 
     # -- reading -------------------------------------------------------------------------
 
@@ -610,6 +623,7 @@ class MemoryStore:
             self._touch(user_id)
             found = self.cards.count_rows(where) > 0
             self.cards.delete(where)
+        self.purge_history()
         return found
 
     def delete_conversation(self, user_id: str, session_id: str) -> dict[str, int]:
@@ -617,8 +631,16 @@ class MemoryStore:
 
         A card whose every source turn was in this conversation goes too (deleting a talk
         should take back what the avatar learned in it); a card also confirmed in another
-        conversation stays, without the deleted sources. Returns how many rows went.
+        conversation stays, without the deleted sources. Returns how many rows went; the
+        rows are gone from every version of the tables (``purge_history``).
         """
+        deleted = self._delete_conversation(user_id, session_id)
+        if deleted["turns"]:
+            self.purge_history()
+        return deleted
+
+    def _delete_conversation(self, user_id: str, session_id: str) -> dict[str, int]:
+        """What ``delete_conversation`` deletes, without the purge (callers purge once)."""
         mine = f"user_id = {_quote(user_id)}"
         with self._write_lock:
             self._touch(user_id)
@@ -673,7 +695,7 @@ class MemoryStore:
             .to_list()
         }
         for user_id, session_id in pairs:
-            self.delete_conversation(user_id, session_id)
+            self._delete_conversation(user_id, session_id)
         where = f"scope = 'avatar' AND avatar_id = {_quote(avatar_id)}"
         with self._write_lock:
             for r in self.cards.search().where(where).select(["user_id"]).limit(None).to_list():
@@ -681,14 +703,42 @@ class MemoryStore:
             self.cards.delete(where)
             # Chunks without turns (none expected) must not outlive the avatar either.
             self.chunks.delete(f"avatar_id = {_quote(avatar_id)}")
+        self.purge_history()
         return len(pairs)
 
     def forget_user(self, user_id: str) -> None:
-        """Delete everything stored about ``user_id``, in every table."""
+        """Delete everything stored about ``user_id``, in every table and every version."""
         with self._write_lock:
             self._touch(user_id)
             for table in (self.turns, self.chunks, self.cards):
                 table.delete(f"user_id = {_quote(user_id)}")
+        self.purge_history()
+
+    def purge_history(self) -> None:
+        """Make deletions final: rewrite the data without deleted rows, drop old versions.
+
+        LanceDB deletes by marking rows, and every write keeps the table's earlier versions
+        (time travel): a forgotten fact stays on disk in both until compacted and cleaned up.
+        Called after every deletion, so "forget" means gone from the files at once.
+        """
+        with self._write_lock:
+            for table in (self.turns, self.chunks, self.cards):
+                table.optimize(cleanup_older_than=timedelta(0), delete_unverified=True)
+
+    def note_write(self, error: Exception | None) -> None:
+        """Record how a write went, for the health report (``None``: it worked)."""
+        self.write_failure = None if error is None else f"{type(error).__name__}: {error}"
+
+    def writable(self) -> str | None:
+        """Why writes would fail now (read-only folder, full disk), or None; cheap to call."""
+        if "://" in self.uri:  # object storage: only a real write can tell
+            return self.write_failure
+        folder = Path(self.uri)
+        if not os.access(folder, os.W_OK):
+            return "its folder is read-only"
+        if shutil.disk_usage(folder).free < MIN_FREE_BYTES:
+            return "the disk is full"
+        return self.write_failure
 
     # -- upkeep --------------------------------------------------------------------------
 

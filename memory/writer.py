@@ -129,7 +129,9 @@ class MemoryWriter:
         while (item := await self._queue.get()) is not None:
             try:
                 await asyncio.to_thread(self._write, item)
+                self.store.note_write(None)
             except Exception as e:  # a broken store must not take the conversation down
+                self.store.note_write(e)  # memory health turns red, saying why
                 logger.warning(f"[{self.session_id}] memory: could not store a turn: {e}")
         if self._discarded:
             return
@@ -138,6 +140,7 @@ class MemoryWriter:
             if self.distiller and self.turns:
                 await self._distill()
         except Exception as e:
+            self.store.note_write(e)
             logger.warning(f"[{self.session_id}] memory: could not finish the session: {e}")
 
     def _write(self, item: _Pending) -> None:
@@ -176,7 +179,8 @@ class MemoryWriter:
                 source_turn_ids=[t.id for t in run],
             )
             if change.action != "merged":
-                logger.info(f"[{self.session_id}] memory: {change.action} {fact.render(name)!r}")
+                # What people said about themselves goes to the log only at DEBUG.
+                logger.debug(f"[{self.session_id}] memory: {change.action} {fact.render(name)!r}")
 
     def _write_chunks(self, final: bool) -> None:
         ranges = plan_chunks(len(self.turns), self._chunked, final=final, size=self.chunk_size)
@@ -211,6 +215,6 @@ class MemoryWriter:
                 avatar_id=self.avatar_id,
                 source_turn_ids=fact.source_turn_ids,
             )
-            logger.info(f"[{self.session_id}] memory (LLM): {change.action} {fact.text!r}")
+            logger.debug(f"[{self.session_id}] memory (LLM): {change.action} {fact.text!r}")
         if self.recaller.stale:
             await asyncio.to_thread(self.recaller.refresh_profile)

@@ -355,7 +355,7 @@ class WhisperCppSTTService(SegmentedSTTService):
             await self.stop_processing_metrics()
         text = clean_transcript(text or "")
         if text:
-            logger.info(f"{self}: user said: {text!r}")
+            logger.debug(f"{self}: user said: {text!r}")  # private: DEBUG only
             await self._call_event_handler("on_final_transcript", text)
             yield TranscriptionFrame(text, self._user_id, time_now_iso8601(), Language.EN)
 

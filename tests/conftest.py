@@ -114,5 +114,6 @@ def bot_server(*command: str, **env_settings: str):
 def lumina_server(llm_backend):
     """`python -m bots lumina` on a free port, talking to the test LLM server."""
     # Sign-ins are checked often, so the expiry test need not wait long.
-    with bot_server(AVATARS_LOGIN_CHECK_SECS="0.5") as base:
+    # --dev: the leak checks ask for a garbage collection (/api/stats?collect=1).
+    with bot_server("bots", "lumina", "--dev", AVATARS_LOGIN_CHECK_SECS="0.5") as base:
         yield base

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 import time
+from pathlib import Path
 
 import pytest
 
@@ -199,3 +202,78 @@ def test_a_newer_database_is_refused_with_advice(tmp_path, embedder):
     MemoryStore(path, embedder)._meta.update(where="key = 'schema_version'", values={"value": "99"})
     with pytest.raises(RuntimeError, match="upgrade local-avatars"):
         MemoryStore(path, embedder)
+
+
+def _on_disk(store: MemoryStore, word: str) -> list[str]:
+    """Every file of the database whose bytes hold ``word`` (data, deletion and manifests)."""
+    root = Path(store.uri)
+    return [str(p) for p in root.rglob("*") if p.is_file() and word.encode() in p.read_bytes()]
+
+
+def test_forgotten_facts_are_in_no_version_of_any_table_and_in_no_file(store):
+    t = say(store, "priya", "My dog is called Biscuit")
+    store.add_chunk(user_id="priya", turns=[t], avatar_name="Lumina")
+    store.upsert_card(user_id="priya", text="Priya's dog is called Biscuit.", scope="user")
+    store.upsert_card(user_id="sam", text="Sam's cat is called Pepper.", scope="user")
+    assert _on_disk(store, "Biscuit")  # the check can find it...
+    store.forget_user("priya")
+    for table in (store.turns, store.chunks, store.cards):
+        # ...and time travel cannot: only the current version is left, and it has none.
+        versions = table.list_versions()
+        assert len(versions) == 1, versions
+        table.checkout(versions[0]["version"])
+        assert table.count_rows("user_id = 'priya'") == 0
+        table.checkout_latest()
+    assert _on_disk(store, "Biscuit") == []
+    assert store.count("sam")["cards"] == 1  # the others' memories are untouched
+
+
+def test_deleting_one_card_or_conversation_leaves_no_old_copy_either(store):
+    t = say(store, "priya", "My cat is called Pepper", session="s2")
+    store.upsert_card(
+        user_id="priya", text="Priya's cat is called Pepper.", scope="user",
+        source_turn_ids=[t.id],
+    )  # fmt: skip
+    card = store.upsert_card(user_id="priya", text="Priya hums Tralala.", scope="user")
+    assert store.delete_card("priya", card.card_id)
+    assert _on_disk(store, "Tralala") == []
+    store.delete_conversation("priya", "s2")
+    assert _on_disk(store, "Pepper") == []
+
+
+def test_a_replaced_card_is_one_merge_that_keeps_its_id(store):
+    first = store.upsert_card(
+        user_id="priya", text="Priya lives in Boston.", scope="user", key="home"
+    )
+    second = store.upsert_card(
+        user_id="priya", text="Priya lives in Denver.", scope="user", key="home"
+    )
+    assert second.card_id == first.card_id
+    (only,) = store.list_cards("priya", "lumina")
+    assert only.text == "Priya lives in Denver."
+    # No version between the two without the card (delete-then-add made one).
+    rows = [int(v["metadata"]["total_rows"]) for v in store.cards.list_versions()]
+    assert rows[rows.index(1) :] == [1] * (len(rows) - rows.index(1)), rows
+
+
+def test_a_full_disk_or_a_failed_write_is_reported_until_a_write_works(store, monkeypatch):
+    assert store.writable() is None
+    free = shutil.disk_usage(store.uri).free
+    monkeypatch.setattr("memory.store.MIN_FREE_BYTES", free * 2)  # this disk, "full"
+    assert store.writable() == "the disk is full"
+    monkeypatch.undo()
+    store.note_write(OSError(28, "No space left on device"))
+    assert "No space left" in (store.writable() or "")
+    store.note_write(None)
+    assert store.writable() is None
+
+
+def test_a_read_only_memory_folder_is_reported(store):
+    root = Path(store.uri)
+    root.chmod(0o555)
+    try:
+        if os.access(root, os.W_OK):
+            pytest.skip("running as root, whom a read-only mode does not stop")
+        assert store.writable() == "its folder is read-only"
+    finally:
+        root.chmod(0o755)

@@ -209,8 +209,11 @@ def create_app(
         """What the calls hold: to check that ended calls leave nothing behind.
 
         ``collect=1`` also runs a garbage collection to count the sessions still in memory
-        (``in_memory``): that stops every call for a moment, so a sampler leaves it off.
+        (``in_memory``): that stops every call for a moment, so only a room started with
+        ``--dev`` does it (anyone signed in could otherwise stall every call at will).
         """
+        if collect and not room.dev:
+            raise HTTPException(403, "collect=1 pauses every call: start the room with --dev.")
         return {**await calls.stats(collect), "admitted": admission.stats()}
 
     @app.post("/api/offer")

@@ -9,6 +9,7 @@ from __future__ import annotations
 from bots.config import AvatarConfig
 from bots.models import ModelMissingError, piper_voice
 from bots.runtime import Runtime
+from web.guards import without_paths
 
 MODELS_FIX = "Run `make models` on the server."
 
@@ -49,15 +50,29 @@ def _memory(runtime: Runtime) -> dict:
             "fix": f"The memory database at {settings.memory_location} cannot be opened ({e}). "
             "Check that the disk is writable, or set AVATARS_MEMORY_URI to another place.",
         }
+    problem = store.writable()
+    if problem:
+        return {
+            "ok": False,
+            "engine": "lancedb",
+            "fix": f"Memories cannot be saved: {problem}. Calls go on without saving them; "
+            "free disk space or make the memory folder writable (AVATARS_MEMORY_URI).",
+        }
     return {"ok": True, "engine": "lancedb"}
 
 
 def health_report(runtime: Runtime, avatars: list[AvatarConfig]) -> dict:
-    """``{"ok", "llm", "stt", "tts", "memory"}``; each part has ``ok`` and, when down, ``fix``."""
+    """``{"ok", "llm", "stt", "tts", "memory"}``; each part has ``ok`` and, when down, ``fix``.
+
+    Public (the sign-in page shows it), so a ``fix`` names files but not their folders.
+    """
     parts = {
         "llm": runtime.llm.health(),
         "stt": _stt(runtime),
         "tts": _tts(runtime, avatars),
         "memory": _memory(runtime),
     }
+    for part in parts.values():
+        if "fix" in part:
+            part["fix"] = without_paths(part["fix"])
     return {"ok": all(p["ok"] for p in parts.values()), **parts}
