@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import sqlite3
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from fastapi.testclient import TestClient
 
+from testkit.net import LOCAL
 from tests.accounts import PASSWORD, sign_up
 from web.accounts import AccountError, AccountStore, check_password, hash_password
 from web.app import create_app
@@ -85,14 +87,15 @@ def test_a_second_process_sees_the_same_accounts(accounts, tmp_path):
         other.sign_up("ANA", PASSWORD)
 
 
-def test_attempt_limiter_forgets_old_failures():
+def test_attempt_limiter_counts_first_and_forgets_old_attempts():
     limiter = AttemptLimiter(limit=2, window=0.2)
-    limiter.failed("ip:1")
-    assert limiter.retry_after("ip:1") == 0
-    limiter.failed("ip:1")
-    assert 0 < limiter.retry_after("ip:1", "ip:2") <= 0.2
+    assert limiter.attempt("ip:1") == 0 and limiter.attempt("ip:1") == 0
+    assert 0 < limiter.attempt("ip:1") <= 0.2  # the third is refused before it is tried
+    limiter.succeeded("ip:2")  # nothing to take back: no error
     time.sleep(0.25)
-    assert limiter.retry_after("ip:1") == 0
+    assert limiter.attempt("ip:1") == 0
+    limiter.succeeded("ip:1")  # a right answer does not count
+    assert limiter.attempt("ip:1") == 0 and limiter.attempt("ip:1") == 0
 
 
 # ---------- the API ----------
@@ -144,6 +147,38 @@ def test_nobody_can_patch_another_persons_peer_connection(room_client):
     sign_up(client)
     patch = {"pc_id": "someone-elses", "candidates": []}
     assert client.patch("/api/offer", json=patch).status_code == 404
+
+
+def test_concurrent_wrong_passwords_meet_the_limit_before_they_are_checked(room_client):
+    client = room_client(max_failures=5)
+    sign_up(client, "sam")
+    wrong = {"username": "sam", "password": "not the password"}
+    with ThreadPoolExecutor(12) as pool:
+        codes = list(
+            pool.map(lambda _: client.post("/api/login", json=wrong).status_code, range(12))
+        )
+    assert sorted(codes) == [401] * 5 + [429] * 7
+
+
+def test_guesses_at_a_name_do_not_lock_its_owner_out(runtime, accounts):
+    app = create_app(
+        runtime, ["lumina"], greet=False, accounts=accounts, room=RoomOptions(max_failures=3)
+    )
+    # The attacker and the owner come from different addresses.
+    attacker = TestClient(app, base_url=LOCAL, client=("10.0.0.66", 50000))
+    owner = TestClient(app, base_url=LOCAL, client=("10.0.0.7", 50000))
+    sign_up(owner, "sam")
+    wrong = {"username": "sam", "password": "guess"}
+    codes = [attacker.post("/api/login", json=wrong).status_code for _ in range(4)]
+    assert codes == [401, 401, 401, 429]
+    right = owner.post("/api/login", json={"username": "sam", "password": PASSWORD})
+    assert right.status_code == 200
+    # One address trying many names is slowed too: 4 x 3 attempts over all names.
+    codes = [
+        attacker.post("/api/login", json={"username": f"n{i}", "password": "x"}).status_code
+        for i in range(10)
+    ]
+    assert codes == [401] * 9 + [429]
 
 
 def test_wrong_passwords_are_rate_limited(room_client):

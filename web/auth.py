@@ -16,6 +16,7 @@ address and per user name.
 from __future__ import annotations
 
 import asyncio
+import secrets
 import time
 from collections import deque
 from collections.abc import Callable
@@ -45,7 +46,8 @@ class RoomOptions(BaseModel):
     dev: bool = False
     """Serve the API docs (/docs, /redoc, /openapi.json); off unless ``--dev``."""
     max_failures: int = Field(default=5, ge=1)
-    """Failed sign-ins (or wrong passcodes) allowed per address or name in ``window_secs``."""
+    """Failed sign-ins allowed per address and name in ``window_secs`` (four times as many per
+    address over all names), and wrong passcodes per address."""
     window_secs: float = Field(default=300.0, gt=0)
 
     @property
@@ -68,32 +70,50 @@ class SignUp(Credentials):
 
 
 class AttemptLimiter:
-    """At most ``limit`` failures per key in a sliding ``window`` (seconds)."""
+    """At most ``limit`` attempts per key in a sliding ``window`` (seconds), counted up front.
+
+    An attempt is counted *before* the password is hashed (:meth:`attempt`), so twelve wrong
+    guesses sent at once meet the limit at the sixth, not after all twelve were evaluated.
+    A successful attempt is taken back (:meth:`succeeded`).
+    """
 
     def __init__(self, limit: int, window: float):
         self.limit = limit
         self.window = window
-        self._failures: dict[str, deque[float]] = {}
+        self._attempts: dict[str, deque[float]] = {}
 
-    def retry_after(self, *keys: str) -> float:
-        """Seconds until any of ``keys`` may try again (0: now)."""
-        now = time.monotonic()
-        wait = 0.0
-        for key in keys:
-            recent = self._failures.get(key)
-            while recent and recent[0] <= now - self.window:
-                recent.popleft()
-            if recent is not None and not recent:
-                del self._failures[key]
-            elif recent and len(recent) >= self.limit:
-                wait = max(wait, recent[0] + self.window - now)
-        return wait
+    def _recent(self, key: str, now: float) -> deque[float]:
+        recent = self._attempts.setdefault(key, deque())
+        while recent and recent[0] <= now - self.window:
+            recent.popleft()
+        return recent
 
-    def failed(self, *keys: str) -> None:
-        """Count one failure against each key."""
+    def attempt(self, *keys: str) -> float:
+        """Count one attempt against every key, or refuse: seconds to wait (0: go ahead).
+
+        Check and count are one step with no ``await`` between them, so concurrent requests
+        on the event loop cannot all pass the check before any is counted.
+        """
         now = time.monotonic()
+        waits = [
+            recent[0] + self.window - now
+            for key in keys
+            if len(recent := self._recent(key, now)) >= self.limit
+        ]
+        if waits:
+            return max(waits)
         for key in keys:
-            self._failures.setdefault(key, deque()).append(now)
+            self._attempts[key].append(now)
+        return 0.0
+
+    def succeeded(self, *keys: str) -> None:
+        """The attempt just counted was right: it does not count against anyone."""
+        for key in keys:
+            recent = self._attempts.get(key)
+            if recent:
+                recent.pop()
+            if not recent:
+                self._attempts.pop(key, None)
 
 
 def _client(request: Request | WebSocket) -> str:
@@ -141,6 +161,7 @@ def auth_router(
     """
     router = APIRouter(prefix="/api")
     limiter = AttemptLimiter(room.max_failures, room.window_secs)
+    address_limiter = AttemptLimiter(room.max_failures * 4, room.window_secs)
 
     def set_cookie(response: Response, token: str) -> None:
         response.set_cookie(
@@ -153,8 +174,13 @@ def auth_router(
             path="/",
         )
 
-    def refuse_if_limited(*keys: str) -> None:
-        wait = limiter.retry_after(*keys)
+    def count_attempt(key: str, address: str | None = None) -> None:
+        """Count an attempt on ``key`` (and on the ``address``) before any hashing, or 429."""
+        wait = limiter.attempt(key)
+        if not wait and address is not None:
+            wait = address_limiter.attempt(address)
+            if wait:
+                limiter.succeeded(key)  # refused: not an attempt after all
         if wait > 0:
             raise HTTPException(
                 429,
@@ -178,10 +204,10 @@ def auth_router(
     async def sign_up(form: SignUp, request: Request, response: Response) -> dict:
         client = f"ip:{_client(request)}"
         if room.passcode_required:
-            refuse_if_limited(client)
-            if form.passcode != room.passcode:
-                limiter.failed(client)
+            count_attempt(client)
+            if not secrets.compare_digest(form.passcode.encode(), (room.passcode or "").encode()):
                 raise HTTPException(403, "That is not the room passcode. Ask the room's host.")
+            limiter.succeeded(client)
         try:
             user = await asyncio.to_thread(accounts.sign_up, form.username, form.password)
         except AccountError as e:
@@ -191,12 +217,17 @@ def auth_router(
 
     @router.post("/login")
     async def log_in(form: Credentials, request: Request, response: Response) -> dict:
-        keys = (f"ip:{_client(request)}", f"name:{form.username.strip().casefold()}")
-        refuse_if_limited(*keys)
+        # Per address and name together: guesses at someone's name from one address slow
+        # that address down, not the owner signing in from theirs. Per address alone too
+        # (with room for a few typos on each of several names): one address spraying names.
+        address = f"ip:{_client(request)}"
+        pair = f"{address}/name:{form.username.strip().casefold()}"
+        count_attempt(pair, address)
         user = await asyncio.to_thread(accounts.authenticate, form.username, form.password)
         if user is None:
-            limiter.failed(*keys)
             raise HTTPException(401, "Wrong user name or password.")
+        limiter.succeeded(pair)
+        address_limiter.succeeded(address)
         set_cookie(response, accounts.sign_in(user))
         return {"id": user.id, "username": user.username}
 
