@@ -204,6 +204,38 @@ class AccountStore:
                 (time.time() + in_seconds, _token_hash(token)),
             )
 
+    def change_password(self, user: User, current: str, new: str) -> bool:
+        """Set a new password if ``current`` is right, ending every sign-in of ``user``.
+
+        The caller signs the person in again on the device they changed it from; every other
+        device (maybe the reason for the change) is signed out.
+
+        Raises:
+            AccountError: the new password is too short.
+        """
+        if len(new) < MIN_PASSWORD:
+            raise AccountError(f"Use a password of at least {MIN_PASSWORD} characters.")
+        if self.authenticate(user.username, current) != user:
+            return False
+        hashed = hash_password(new)
+        with self._lock:
+            self._db.execute("UPDATE users SET password_hash = ? WHERE id = ?", (hashed, user.id))
+            self._db.execute("DELETE FROM logins WHERE user_id = ?", (user.id,))
+        return True
+
+    def sign_out_everywhere(self, user_id: str) -> int:
+        """End every sign-in of ``user_id``; how many there were."""
+        with self._lock:
+            return self._db.execute("DELETE FROM logins WHERE user_id = ?", (user_id,)).rowcount
+
+    def owned_avatars(self, user_id: str) -> list[str]:
+        """The avatars ``user_id`` made in the editor."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT avatar_id FROM avatar_owners WHERE user_id = ?", (user_id,)
+            ).fetchall()
+        return sorted(r[0] for r in rows)
+
     def delete_user(self, user_id: str) -> None:
         """Delete an account and all its sign-ins."""
         with self._lock:

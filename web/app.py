@@ -9,6 +9,7 @@ Pages (``web/static``; plain JS modules, nothing loaded from outside):
 
 API (everything but /api/room, /api/signup, /api/login needs a signed-in person):
     /api/room, /api/signup, /api/login, /api/logout, /api/me   (``web.auth``)
+    /api/account/...       password change, sign out everywhere, delete (``web.account_api``)
     /api/memory/...        the memory REST API (``web.memory_api``)
     /api/avatars/..., /api/voices/..., /api/llm/models   avatars and their editor
                            (``web.avatars_api``)
@@ -43,9 +44,17 @@ from bots.config import AvatarCatalog, AvatarConfig, AvatarConfigError
 from bots.runtime import Runtime
 from bots.warmup import warm_llm, warm_up_models
 from transports.webrtc import OfferError, check_offer
+from web.account_api import account_router
 from web.accounts import AccountStore
 from web.admission import Admission, Refused, Seat
-from web.auth import COOKIE, RoomOptions, SignedIn, auth_router, websocket_user
+from web.auth import (
+    COOKIE,
+    RoomOptions,
+    SignedIn,
+    auth_router,
+    cookie_setter,
+    websocket_user,
+)
 from web.avatars_api import avatars_router
 from web.calls import CallError, CallRequest, Calls, IceCandidateBody, LocalCalls, OfferBody
 from web.guards import install_guards, without_paths
@@ -171,6 +180,7 @@ def create_app(
         )
     )
     app.include_router(memory_router(runtime, offered, before_forget=calls.forget))
+    app.include_router(account_router(runtime, accounts, calls, cookie_setter(accounts, room)))
     app.include_router(avatars_router(runtime, offered, accounts, calls))
 
     def pick_avatar(requested: str | None) -> str:

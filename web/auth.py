@@ -144,6 +144,23 @@ def websocket_user(websocket: WebSocket) -> User | None:
     return websocket.app.state.accounts.user_for(websocket.cookies.get(COOKIE))
 
 
+def cookie_setter(accounts: AccountStore, room: RoomOptions) -> Callable[[Response, str], None]:
+    """What puts a sign-in token on a response: HTTP-only, SameSite=Strict, Secure on HTTPS."""
+
+    def set_cookie(response: Response, token: str) -> None:
+        response.set_cookie(
+            COOKIE,
+            token,
+            max_age=int(accounts.ttl),
+            httponly=True,
+            samesite="strict",
+            secure=room.https,
+            path="/",
+        )
+
+    return set_cookie
+
+
 def auth_router(
     accounts: AccountStore,
     room: RoomOptions,
@@ -163,16 +180,7 @@ def auth_router(
     limiter = AttemptLimiter(room.max_failures, room.window_secs)
     address_limiter = AttemptLimiter(room.max_failures * 4, room.window_secs)
 
-    def set_cookie(response: Response, token: str) -> None:
-        response.set_cookie(
-            COOKIE,
-            token,
-            max_age=int(accounts.ttl),
-            httponly=True,
-            samesite="strict",
-            secure=room.https,
-            path="/",
-        )
+    set_cookie = cookie_setter(accounts, room)
 
     def count_attempt(key: str, address: str | None = None) -> None:
         """Count an attempt on ``key`` (and on the ``address``) before any hashing, or 429."""
