@@ -103,3 +103,11 @@ def test_host_names_are_compared_without_port_or_brackets():
     assert hostname("LOCALHOST:7860") == "localhost"
     assert hostname("[::1]:7860") == "::1"
     assert hostname("192.168.1.20") == "192.168.1.20"
+
+
+def test_a_patch_with_a_hundred_candidates_is_refused_before_any_check_runs(client):
+    sign_up(client)
+    candidate = {"candidate": "candidate:1 1 udp 1 10.0.0.7 5 typ host", "sdp_mid": "0"}
+    body = {"pc_id": "x", "candidates": [candidate] * 100}
+    resp = client.patch("/api/offer", json=body, headers=SAME)
+    assert resp.status_code == 422 and "at most 8" in resp.text

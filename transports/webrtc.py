@@ -24,6 +24,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
+import ipaddress
 import random
 import socket
 import time
@@ -188,7 +190,9 @@ MAX_SDP_CHARS = 32_000  # a browser's offer is 2-8 KB, with every candidate it g
 MAX_MEDIA_SECTIONS = 8
 
 
-def check_offer(sdp: str, type_: str) -> None:
+def check_offer(
+    sdp: str, type_: str, caller: str | None = None, *, candidates: bool = True
+) -> None:
     """Refuse an offer no call can come of, before a peer connection is made for it.
 
     aiortc accepts text with no media section at all ("not an sdp at all" parses as an empty
@@ -213,6 +217,11 @@ def check_offer(sdp: str, type_: str) -> None:
         )
     if not any(m.kind == "audio" for m in session.media):
         raise OfferError("the offer's SDP could not be read: it has no audio section")
+    named = [c for m in session.media for c in m.ice_candidates] if candidates else []
+    if len(named) > MAX_SDP_CANDIDATES:
+        raise OfferError(f"the offer names {len(named)} ICE candidates; at most 32")
+    for c in named:
+        check_candidate(aiortc.sdp.candidate_to_sdp(c), caller)
     for m in session.media:
         ice_ok = m.ice is not None and m.ice.usernameFragment and m.ice.password
         if not ice_ok or not m.dtls or not m.dtls.fingerprints:
@@ -220,6 +229,55 @@ def check_offer(sdp: str, type_: str) -> None:
                 f"the offer's SDP could not be read: its {m.kind} section lacks ICE credentials "
                 "or a DTLS fingerprint"
             )
+
+
+MAX_CANDIDATES_PER_PATCH = 8
+"""A browser trickles one to a few candidates per message; more is someone probing."""
+MAX_SDP_CANDIDATES = 32
+MAX_CANDIDATE_CHARS = 512
+
+
+@functools.cache
+def _own_addresses() -> frozenset[str]:
+    return frozenset(a.lower() for a in aioice.ice.get_host_addresses(True, True))
+
+
+def check_candidate(text: str, caller: str | None = None) -> None:
+    """Refuse an ICE candidate that is malformed or names an address beyond the LAN.
+
+    The server runs connectivity checks against every address a client names: a client
+    naming others' addresses would have the room send STUN packets wherever it likes. The
+    room serves this machine and its LAN (no STUN or TURN servers), so a real caller's
+    candidates are loopback, private, link-local or mDNS (``<uuid>.local``) names, the
+    caller's own address (``caller``, as HTTP saw it: a LAN of public addresses), or one of
+    this machine's (a caller here names every interface it has).
+
+    Raises:
+        OfferError: what is wrong with it.
+    """
+    if len(text) > MAX_CANDIDATE_CHARS:
+        raise OfferError(f"an ICE candidate is at most {MAX_CANDIDATE_CHARS} characters")
+    try:
+        candidate = aiortc.sdp.candidate_from_sdp(text.removeprefix("candidate:"))
+    except Exception:
+        raise OfferError("an ICE candidate could not be read") from None
+    if candidate.protocol.lower() not in ("udp", "tcp") or candidate.component not in (1, 2):
+        raise OfferError("an ICE candidate must be UDP or TCP, component 1 or 2")
+    if not 0 < candidate.port < 65536:
+        raise OfferError("an ICE candidate's port must be 1-65535")
+    host = candidate.ip.lower()
+    if host.endswith(".local"):
+        return
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        raise OfferError("an ICE candidate must name an IP address or a .local name") from None
+    if caller is not None and host == caller.lower():
+        return
+    if host in _own_addresses():  # a caller on this machine names all its interfaces
+        return
+    if not (address.is_private or address.is_loopback or address.is_link_local):
+        raise OfferError("ICE candidates must be on this machine or its local network")
 
 
 class Signaling(SmallWebRTCRequestHandler):
@@ -242,7 +300,8 @@ class Signaling(SmallWebRTCRequestHandler):
         """Answer an offer: a new peer connection, or a renegotiation of a live one."""
         if request.pc_id and request.pc_id in self._pcs_map:
             return await super().handle_web_request(request, webrtc_connection_callback)
-        check_offer(request.sdp, request.type)
+        # Its candidates were checked where the caller's address is known (web.app).
+        check_offer(request.sdp, request.type, candidates=False)
         connection = SmallWebRTCConnection(ice_servers=self._ice_servers)
         try:
             try:

@@ -43,7 +43,12 @@ from bots.capacity import room_capacity
 from bots.config import AvatarCatalog, AvatarConfig, AvatarConfigError
 from bots.runtime import Runtime
 from bots.warmup import warm_llm, warm_up_models
-from transports.webrtc import OfferError, check_offer
+from transports.webrtc import (
+    MAX_CANDIDATES_PER_PATCH,
+    OfferError,
+    check_candidate,
+    check_offer,
+)
 from web.account_api import account_router
 from web.accounts import AccountStore
 from web.admission import Admission, Refused, Seat
@@ -66,10 +71,10 @@ STATIC = Path(__file__).parent / "static"
 
 
 class PatchBody(BaseModel):
-    """Trickle ICE: candidates for an existing peer connection."""
+    """Trickle ICE: candidates for an existing peer connection (a handful at a time)."""
 
-    pc_id: str
-    candidates: list[IceCandidateBody]
+    pc_id: str = Field(min_length=1, max_length=200)
+    candidates: list[IceCandidateBody] = Field(max_length=MAX_CANDIDATES_PER_PATCH)
 
 
 class HangupBody(BaseModel):
@@ -230,6 +235,7 @@ def create_app(
     async def offer(
         body: OfferBody,
         user: SignedIn,
+        request: Request,
         avatar: str | None = Query(None),
         login: str | None = Cookie(None, alias=COOKIE),
     ):
@@ -242,7 +248,8 @@ def create_app(
         seat = None
         if owner is None:
             try:
-                check_offer(body.sdp, body.type)  # a bad offer is a 400, not a seat taken
+                # A bad offer is a 400, not a seat taken.
+                check_offer(body.sdp, body.type, request.client.host if request.client else None)
             except OfferError as e:
                 raise HTTPException(400, f"Could not accept the WebRTC offer: {e}.") from None
             seat = admit(user.id)
@@ -256,11 +263,18 @@ def create_app(
                 seat.release()
 
     @app.patch("/api/offer")
-    async def ice_candidate(body: PatchBody, user: SignedIn):
+    async def ice_candidate(body: PatchBody, user: SignedIn, request: Request):
         if calls.owner(body.pc_id) != user.id:
             raise HTTPException(404, "no such peer connection of yours")
+        for c in body.candidates:
+            if c.candidate:  # "": the end of candidates
+                try:
+                    check_candidate(c.candidate, request.client.host if request.client else None)
+                except OfferError as e:
+                    raise HTTPException(422, f"Could not take that ICE candidate: {e}.") from None
+        candidates = [c.candidate_of() for c in body.candidates if c.candidate]
         try:
-            await calls.patch(body.pc_id, [c.candidate_of() for c in body.candidates])
+            await calls.patch(body.pc_id, candidates)
         except CallError as e:
             raise HTTPException(e.status, e.message) from None
         return {"status": "ok"}

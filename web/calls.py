@@ -30,7 +30,15 @@ from bots.llm_backend import LLMBackend, LLMUnavailableError
 from bots.models import ModelMissingError
 from bots.runtime import Runtime
 from bots.sessions import RunningSession, SessionManager
-from transports.webrtc import OfferError, Signaling, watch_peer, webrtc_transport
+from transports.webrtc import (
+    MAX_CANDIDATE_CHARS,
+    MAX_MEDIA_SECTIONS,
+    MAX_SDP_CHARS,
+    OfferError,
+    Signaling,
+    watch_peer,
+    webrtc_transport,
+)
 from transports.websocket import websocket_transport
 from web.admission import Seat
 from web.loop_lag import LoopLagMonitor
@@ -47,9 +55,9 @@ ENDED_KEPT = 500
 class OfferBody(BaseModel):
     """A WebRTC offer, as Pipecat clients send it (the room's ``/api/offer``)."""
 
-    sdp: str = Field(min_length=1)
+    sdp: str = Field(min_length=1, max_length=MAX_SDP_CHARS)
     type: str = Field(pattern="^(offer|answer)$")
-    pc_id: str | None = None
+    pc_id: str | None = Field(default=None, max_length=200)
     restart_pc: bool | None = None
     request_data: dict[str, Any] | None = None
 
@@ -65,11 +73,11 @@ class OfferBody(BaseModel):
 
 
 class IceCandidateBody(BaseModel):
-    """One trickled ICE candidate."""
+    """One trickled ICE candidate (the route checks it: ``transports.webrtc.check_candidate``)."""
 
-    candidate: str
-    sdp_mid: str | None = None
-    sdp_mline_index: int | None = None
+    candidate: str = Field(max_length=MAX_CANDIDATE_CHARS)
+    sdp_mid: str | None = Field(default=None, max_length=32)
+    sdp_mline_index: int | None = Field(default=None, ge=0, le=MAX_MEDIA_SECTIONS)
 
     def candidate_of(self) -> IceCandidate:
         """As Pipecat's signaling takes it."""
