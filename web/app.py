@@ -32,6 +32,7 @@ import asyncio
 import functools
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 from fastapi import Cookie, FastAPI, HTTPException, Query, Request, WebSocket
 from fastapi.responses import FileResponse, JSONResponse
@@ -68,6 +69,35 @@ from web.memory_api import memory_router
 from web.workers import WorkerPool
 
 STATIC = Path(__file__).parent / "static"
+
+
+class ErrorDetail(BaseModel):
+    """Every error answer: ``detail`` says what went wrong and what to do.
+
+    ``detail`` is a list of field errors for a request that does not fit its schema; the
+    avatar editor adds ``errors``.
+    """
+
+    detail: Any
+    errors: list[dict[str, str]] | None = None
+
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorDetail, "description": why}
+    for code, why in {
+        400: "a request the room cannot use (a bad offer, a foreign Host)",
+        401: "not signed in",
+        403: "not yours, or not from the room's own page",
+        404: "no such thing (of yours)",
+        409: "in use, or taken",
+        413: "request body over the route's limit",
+        422: "a field is missing or wrong",
+        429: "too many attempts or calls; see Retry-After",
+        503: "the room is full, or a part a call needs is down",
+    }.items()
+}
+"""Documented on every route, so the schema says what answers can come (and the fuzz test,
+``tests/test_api_fuzz.py``, holds every answer to it)."""
 
 
 class PatchBody(BaseModel):
@@ -162,6 +192,7 @@ def create_app(
     app = FastAPI(
         title="Local avatars",
         lifespan=lifespan,
+        responses=ERRORS,
         # The docs list every route to whoever asks: served only with --dev.
         docs_url="/docs" if room.dev else None,
         redoc_url="/redoc" if room.dev else None,
