@@ -90,8 +90,8 @@ _CUES: dict[str, re.Pattern[str]] = {
     "name": _any(r"\bmy name\b", r"\bwho am i\b", r"\bwhat(?:'s| is) my name\b"),
     "address": _any(r"\bwhat (?:should|do) you call me\b", r"\bmy nickname\b"),
     "home": _any(r"\bwhere (?:do )?i live\b", r"\bmy (?:home ?town|city)\b", r"\bi live\b"),
-    # "are my": whisper tiny's hearing of "am I" in a few voices.
-    "origin": _any(r"\bwhere (?:am i|i'?m|i am|are my) from\b", r"\bwhere i come from\b"),
+    # "are my", "are I": whisper tiny's hearings of "am I" in a few voices.
+    "origin": _any(r"\bwhere (?:am i|i'?m|i am|are (?:my|i)) from\b", r"\bwhere i come from\b"),
     "work": _any(
         r"\bwhere (?:do )?i work\b",
         r"\bmy (?:job|work)\b",

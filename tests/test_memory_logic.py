@@ -189,6 +189,8 @@ CARDS = [
     _card("favorite:color", "Priya's favorite color is green."),
     _card("work", "Priya works as a nurse."),
     _card("age", "Priya is 34 years old."),
+    _card("origin", "Priya is from Pune."),
+    _card("favorite:food", "Priya's favorite food is dosa."),
 ]
 
 
@@ -203,6 +205,8 @@ CARDS = [
         ("What food do I hate?", "You dislike mushrooms."),
         ("Is it cold where I live right now?", "Since you live in Boston,"),
         ("What should I wear to work tomorrow?", "Since you work as a nurse,"),
+        ("Where are I from?", "You are from Pune."),  # whisper's "Where am I from?"
+        ("What should I cook tonight?", "Since your favorite food is dosa,"),
         ("Tell me a joke.", ""),
         ("How are you today?", ""),
     ],
