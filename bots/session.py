@@ -19,7 +19,7 @@ from typing import Any, Protocol, cast
 
 from loguru import logger
 from pipecat.audio.filters.base_audio_filter import BaseAudioFilter
-from pipecat.frames.frames import EndFrame, TTSSpeakFrame
+from pipecat.frames.frames import EndFrame, ErrorFrame, TTSSpeakFrame
 from pipecat.pipeline.worker import PipelineParams, PipelineWorker
 from pipecat.processors.aggregators.llm_context import LLMContext, LLMContextMessage
 from pipecat.processors.aggregators.llm_response_universal import LLMContextAggregatorPair
@@ -48,6 +48,15 @@ from processors.turn_latency import TurnLatency, TurnLatencyObserver
 from processors.turn_state import TurnState
 from processors.vad_events import VADListener
 from processors.whisper_stt import WhisperCppSTTService
+
+LLM_APOLOGY = "Sorry, I lost my train of thought there. Could you say that again?"
+STT_APOLOGY = "Sorry, I didn't catch that. Could you say it again?"
+TTS_FAILED = {
+    "type": "error",
+    "part": "tts",
+    "message": "The avatar's voice failed for a moment; its reply is in the transcript.",
+}
+APOLOGY_EVERY_SECS = 10.0
 
 SMALL_MODEL_SENTENCES = 3
 """A small model's replies end here (the persona's own "one to three short sentences")."""
@@ -108,6 +117,7 @@ class VoiceSession:
         self.greets = greet
         self.llm_slot = llm_slot
         self.ending = False
+        self._apologized = float("-inf")
         self.last_latency: TurnLatency | None = None
         self.turns = TurnState()
         self.context = LLMContext()
@@ -214,6 +224,7 @@ class VoiceSession:
             self.stt.add_event_handler("on_final_transcript", self._on_final_transcript)
         self.worker.rtvi.add_event_handler("on_client_message", self._on_client_message)
         self.latency.add_listener(self._on_turn_latency)
+        self.worker.add_event_handler("on_pipeline_error", self._on_pipeline_error)
         self.transport.add_event_handler("on_client_connected", self._on_client_connected)
         self.transport.add_event_handler("on_client_disconnected", self._on_client_disconnected)
 
@@ -227,6 +238,31 @@ class VoiceSession:
     async def _on_client_disconnected(self, _transport: Any, _client: Any) -> None:
         logger.info(f"[{self.id}] client disconnected")
         await self.worker.cancel()
+
+    async def _on_pipeline_error(self, _worker: Any, frame: ErrorFrame) -> None:
+        """A part failed mid-call: say so, in the avatar's voice where it still has one.
+
+        The LLM server killed mid-reply (its supervisor restarts it), the STT or the TTS
+        raising: the call stays up and the next turn is tried as usual. One apology per
+        ``APOLOGY_EVERY_SECS``: a server that is restarting fails every request until it is up.
+        """
+        part = frame.processor
+        logger.warning(f"[{self.id}] {getattr(part, 'name', part)} failed: {frame.error}")
+        if frame.fatal or self.ending:
+            return
+        if part is self.graph.tts:
+            # No voice to say it with: the page shows it, the reply is in the transcript.
+            await self.worker.queue_frames([RTVIServerMessageFrame(data=TTS_FAILED)])
+            return
+        said = LLM_APOLOGY if part is self.graph.llm else STT_APOLOGY
+        if part not in (self.graph.llm, self.graph.stt):
+            return
+        now = time.monotonic()
+        if now - self._apologized < APOLOGY_EVERY_SECS:
+            return
+        self._apologized = now
+        self.turns.note("apology", str(frame.error))
+        await self.worker.queue_frames([TTSSpeakFrame(said)])
 
     async def _on_client_message(self, _rtvi: Any, message: Any) -> None:
         # The page's interrupt button: the same flush and cancel as a spoken barge-in.

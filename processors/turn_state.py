@@ -39,6 +39,7 @@ EventKind = Literal[
     "dropped",  # ...and dropped the audio it held, which an interruption made stale
     "reply",  # the reply as the person heard it (``text``; ``interrupted`` if cut off)
     "ending",  # the call is about to end (``text`` says why)
+    "apology",  # a part failed and the avatar said so (``text``: the error)
 ]
 
 

@@ -278,7 +278,7 @@ class WhisperCppSTTService(SegmentedSTTService):
         if not self._user_speaking or (self._early and not self._early.done()):
             return
         pcm = bytes(self._audio_buffer) + self._trailing_silence()
-        self._early = self.create_task(self._transcribe(pcm), name="early_transcription")
+        self._early = self.create_task(self._early_pass(pcm), name="early_transcription")
         self._early_valid = True
 
     async def _transcribe(self, pcm: bytes, *, interim: bool = False) -> str | None:
@@ -288,6 +288,14 @@ class WhisperCppSTTService(SegmentedSTTService):
             return self._whisper.transcribe(_to_float(pcm, self.sample_rate), interim=interim)
 
         return await asyncio.to_thread(work)
+
+    async def _early_pass(self, pcm: bytes) -> str | None | Exception:
+        # Returned, not raised: Pipecat's task manager logs and swallows a task's exception,
+        # and the turn would then end with nothing heard and nothing said about why.
+        try:
+            return await self._transcribe(pcm)
+        except Exception as e:
+            return e
 
     def speech_resumed(self) -> None:
         """Speech came back before the stop: the early transcript is missing words."""
@@ -345,6 +353,8 @@ class WhisperCppSTTService(SegmentedSTTService):
             if early := self._take_early():
                 logger.debug(f"{self}: using the transcription started at the pause")
                 text = await early
+                if isinstance(text, Exception):
+                    raise text
             else:
                 text = await self._transcribe(audio)
         except Exception as e:  # a broken model must not kill the session

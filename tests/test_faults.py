@@ -1,0 +1,169 @@
+"""Faults mid-call, on the real graph with real speech: the avatar says what went wrong in its
+own voice, the call stays up, and the next turn is answered.
+
+The LLM case runs its own supervised embedded server (``python -m bots.llm_server``) and
+SIGKILLs the llama-server under it as the reply starts streaming, as a crash would.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from pipecat.frames.frames import LLMTextFrame
+from pipecat.observers.base_observer import BaseObserver, FramePushed
+
+from bots.config import BUILTIN_AVATARS
+from bots.llm_backend import LLMBackend
+from bots.session import LLM_APOLOGY, VoiceSession
+from testkit.harness import ScriptedTransport
+from testkit.heard import carries, transcribe_played
+from testkit.net import free_port, wait_for, wait_http
+from testkit.speech import piper_say
+
+pytestmark = pytest.mark.slow
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _children(pid: int) -> list[int]:
+    out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout
+    return [int(p) for p in out.split()]
+
+
+class KillOnFirstToken(BaseObserver):
+    """SIGKILLs ``pid`` when the LLM service pushes the reply's first token."""
+
+    def __init__(self, llm, pid: int):
+        super().__init__()
+        self.llm, self.pid, self.killed_at = llm, pid, 0.0
+
+    async def on_push_frame(self, data: FramePushed):
+        if not self.killed_at and isinstance(data.frame, LLMTextFrame) and data.source is self.llm:
+            os.kill(self.pid, signal.SIGKILL)
+            self.killed_at = time.monotonic()
+
+
+@pytest.fixture
+def own_llm_server():
+    """A supervised embedded LLM server of this test's own (the suite's is shared)."""
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bots.llm_server", "--port", str(port)], cwd=ROOT
+    )
+    try:
+        wait_http(f"http://127.0.0.1:{port}/health", 120, proc)
+        yield port, proc
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+
+
+async def test_the_llm_server_killed_mid_reply_gets_an_apology_and_the_next_turn_an_answer(
+    own_llm_server, make_runtime
+):
+    port, supervisor = own_llm_server
+    runtime = make_runtime(llm_port=port, llm_backend="embedded")
+    backend = LLMBackend("embedded", f"http://127.0.0.1:{port}/v1", "local", 1)
+    session = VoiceSession(
+        BUILTIN_AVATARS.load("lumina"),
+        ScriptedTransport,
+        runtime,
+        backend=backend,
+        session_id="fault",
+        user_id="fault-tester",
+        greet=False,
+        idle_timeout_secs=None,
+    )
+    (server,) = _children(supervisor.pid)
+    killer = KillOnFirstToken(session.graph.llm, server)
+    session.worker.add_observer(killer)
+    await session.prepare()
+    task = asyncio.create_task(session.run())
+    try:
+        await asyncio.sleep(1.5)
+        transport = session.transport
+        assert isinstance(transport, ScriptedTransport)
+        await transport.mic.say(piper_say("Tell me a long story about a dragon."))
+        await wait_for(lambda: killer.killed_at, 60, "the reply to start streaming")
+        apology = await wait_for(
+            lambda: [e for e in session.turns.events if e.kind == "apology"], 30, "an apology"
+        )
+        assert apology
+        await wait_for(
+            lambda: transport.speaker.heard and transport.silent_for(1.5), 60, "the apology"
+        )
+        said = transcribe_played(runtime.models.transcriber(), transport.speaker.heard)
+        assert carries(said, ["sorry", "train of thought"]), f"heard {said!r}"
+        assert not task.done(), "the call is still up"
+        assert LLM_APOLOGY in [t.text for t in session.turns.turns("assistant")]
+
+        # The supervisor restarts llama-server; the next question is answered.
+        await asyncio.to_thread(wait_http, f"http://127.0.0.1:{port}/health", 120, supervisor)
+        answered = len(session.turns.turns("assistant"))
+        await transport.mic.say(piper_say("What is the capital of France?"))
+        replies = await wait_for(
+            lambda: session.turns.turns("assistant")[answered:], 90, "an answer after restart"
+        )
+        assert replies[0].text and replies[0].text != LLM_APOLOGY
+    finally:
+        await session.worker.cancel()
+        await asyncio.wait_for(task, 30)
+        await session.finish()
+
+
+class FailsOnce:
+    """The process's real whisper, with the first transcription crashing (fault injection)."""
+
+    def __init__(self, whisper):
+        self._whisper, self.name, self.failed = whisper, whisper.name, False
+
+    def transcribe(self, audio, *, interim: bool = False):
+        if not interim and not self.failed:
+            self.failed = True
+            raise RuntimeError("whisper.cpp crashed")
+        return self._whisper.transcribe(audio, interim=interim)
+
+
+async def test_speech_recognition_failing_once_is_said_and_the_next_utterance_is_heard(
+    runtime, llm_backend
+):
+    session = VoiceSession(
+        BUILTIN_AVATARS.load("lumina"),
+        ScriptedTransport,
+        runtime,
+        backend=llm_backend,
+        session_id="stt-fault",
+        user_id="stt-fault-tester",
+        greet=False,
+        idle_timeout_secs=None,
+    )
+    flaky = FailsOnce(runtime.models.transcriber())
+    session.stt._whisper = flaky  # the graph's own STT service, its model made to fail once
+    await session.prepare()
+    task = asyncio.create_task(session.run())
+    try:
+        await asyncio.sleep(1.5)
+        transport = session.transport
+        assert isinstance(transport, ScriptedTransport)
+        await transport.mic.say(piper_say("What is the capital of France?"))
+        await wait_for(
+            lambda: [e for e in session.turns.events if e.kind == "apology"], 30, "an apology"
+        )
+        await wait_for(
+            lambda: transport.speaker.heard and transport.silent_for(1.5), 60, "the apology"
+        )
+        said = transcribe_played(runtime.models.transcriber(), transport.speaker.heard)
+        assert carries(said, ["sorry", "didn't catch"]), f"heard {said!r}"
+        asked = len(session.turns.turns("user"))
+        await transport.mic.say(piper_say("What is the capital of France?"))
+        heard = await wait_for(lambda: session.turns.turns("user")[asked:], 60, "the retry")
+        assert "france" in heard[0].text.lower() and not task.done()
+    finally:
+        await session.worker.cancel()
+        await asyncio.wait_for(task, 30)
+        await session.finish()
