@@ -125,6 +125,9 @@ def test_bad_requests_get_clear_answers(client, seeded):
 def test_memories_belong_to_the_signed_in_person_only(client, seeded):
     stranger = TestClient(client.app, base_url=LOCAL)
     assert stranger.get("/api/memory?avatar=lumina").status_code == 401
+    # Not even which avatars there are: an unknown one is a 401 too, not a list of them.
+    nosy = stranger.get("/api/memory?avatar=nope")
+    assert nosy.status_code == 401 and "lumina" not in nosy.text
     assert stranger.post("/api/memory/forget").status_code == 401
     sign_up(stranger)
     assert stranger.get("/api/memory?avatar=lumina").json()["cards"] == []

@@ -51,7 +51,11 @@ def memory_router(
         before_forget: awaited with the user id before "forget me" deletes anything (ends
             that person's live calls, so they write nothing afterwards).
     """
-    router = APIRouter(prefix="/api/memory", tags=["memory"])
+    # Sign-in first, for every route: a stranger learns nothing, not even which avatars
+    # there are (the avatar check below lists them).
+    router = APIRouter(
+        prefix="/api/memory", tags=["memory"], dependencies=[Depends(signed_in_user)]
+    )
 
     def _store() -> MemoryStore:
         store = runtime.memory
