@@ -167,3 +167,50 @@ async def test_speech_recognition_failing_once_is_said_and_the_next_utterance_is
         await session.worker.cancel()
         await asyncio.wait_for(task, 30)
         await session.finish()
+
+
+async def test_a_memory_store_that_cannot_write_keeps_the_call_going_and_turns_health_red(
+    tmp_path, runtime, llm_backend, embedder, monkeypatch
+):
+    from bots.runtime import Runtime
+    from memory.store import MemoryStore
+    from web.health import health_report
+
+    store = MemoryStore(str(tmp_path / "memory"), embedder)
+    full = OSError(28, "No space left on device")
+
+    def disk_full(*_args, **_kwargs):
+        raise full
+
+    monkeypatch.setattr(store, "add_turn", disk_full)  # every turn write fails, as on a full disk
+    runtime = Runtime(runtime.settings, models=runtime.models, memory=store)
+    session = VoiceSession(
+        BUILTIN_AVATARS.load("lumina"),
+        ScriptedTransport,
+        runtime,
+        backend=llm_backend,
+        session_id="disk-full",
+        user_id="disk-full-tester",
+        greet=False,
+        idle_timeout_secs=None,
+    )
+    await session.prepare()
+    task = asyncio.create_task(session.run())
+    try:
+        await asyncio.sleep(1.5)
+        transport = session.transport
+        assert isinstance(transport, ScriptedTransport)
+        for question in ("What is the capital of France?", "And what is its river called?"):
+            answered = len(session.turns.turns("assistant"))
+            await transport.mic.say(piper_say(question))
+            await wait_for(lambda a=answered: session.turns.turns("assistant")[a:], 60, question)
+            await wait_for(lambda: transport.silent_for(1.0), 60, "the answer to end")
+        assert not task.done(), "the call went on"
+        await wait_for(lambda: store.write_failure, 10, "the failure to be recorded")
+    finally:
+        await session.worker.cancel()
+        await asyncio.wait_for(task, 30)
+        await session.finish()
+    assert store.count("disk-full-tester") == {"turns": 0, "chunks": 0, "cards": 0}
+    memory = health_report(runtime, [BUILTIN_AVATARS.load("lumina")])["memory"]
+    assert not memory["ok"] and "No space left" in memory["fix"], memory
