@@ -153,9 +153,11 @@ async def test_talking_over_the_bot_stops_it_and_keeps_only_the_heard_words(call
     # The voice is held at the first speech-like sound, the interruption follows, and the
     # bot is silent from then until the person has finished their question.
     held = c.first("held", after=barge.at)
-    assert barge.at <= c.at(held) < barge.at + 0.2
+    # Margins in scripted seconds (x4 at this speed): wide enough for a loaded CI machine,
+    # far inside the VAD's confirmed start (0.8 scripted s) and the barge-in minimum.
+    assert barge.at <= c.at(held) < barge.at + 0.4
     interrupted = c.first("interrupted", after=barge.at)
-    assert c.at(interrupted) < barge.at + 0.6
+    assert c.at(interrupted) < barge.at + 1.0
     assert c.voiced(c.at(held) + 0.1, barge.at + barge.duration) == 0.0
     # Only what was played is kept: a prefix of the story, as long as the time it played.
     assert story.interrupted and STORY.startswith(story.text)
@@ -274,3 +276,31 @@ async def test_a_call_whose_sign_in_expires_ends_after_the_reply_being_spoken(tm
     told = [m for m in session.transport.speaker.messages if m.get("type") == "server-message"]
     assert told and told[-1]["data"]["type"] == "call-ended"
     assert not manager.active
+
+
+async def test_prompt_text_markup_and_rambling_never_reach_the_voice_or_the_transcript(call):
+    # What a 135M model has done: copy its memory instructions after the answer, write
+    # roleplay actions, and go on for sentences after the persona's three.
+    script = Script(speed=SPEED)
+    script.say("Where do I live?", at=0.5, duration=1.0)
+    script.answer(
+        "You live in Boston. Use these facts when answering questions; don't mention having "
+        "a memory unless asked. [End of memory]",
+        to="live",
+    )
+    script.say("Tell me about your day.", at=6.0, duration=1.0)
+    script.answer(
+        "*smiles warmly* It was lovely. I read a book. I went for a walk. I cooked. I slept.",
+        to="day",
+    )
+    c = await call(script)
+
+    await c.until(lambda: len(c.events("reply")) >= 2, 16, "both answers")
+    first, second = c.events("reply")[:2]
+    assert first.text == "You live in Boston."
+    assert second.text.endswith("It was lovely. I read a book. I went for a walk.")
+    heard = " ".join(t.text for t in c.session.turns.turns("assistant"))
+    assert "memory" not in heard.lower()
+    # Only the kept words were voiced: 4 + 11 words at 3 words a second (the action's two
+    # words would add 0.7 s). Known issue: the transcript keeps the action's text (README).
+    assert c.voiced(0.0, 16.0) == pytest.approx(15 / 3, abs=0.35)
