@@ -318,6 +318,11 @@ function handleRTVI({ type, data = {} }) {
       if (data?.type === "turn-latency") showLatency(data);
       // The server ends the call between turns: sign-in expired, signed out, forgotten.
       if (data?.type === "call-ended") endCall(data.reason, "warn");
+      // A part failed mid-call and the avatar could not say so (its voice is the part).
+      if (data?.type === "error") {
+        setStatus(data.message, "warn");
+        addNote(data.message);
+      }
       break;
     case "metrics":
       showMetrics(data);
