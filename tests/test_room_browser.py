@@ -224,12 +224,16 @@ def test_the_interrupt_button_stops_the_avatar_mid_sentence(lumina_server, tmp_p
         # Listen to what the page plays (its own analyser, unsmoothed, every 10 ms).
         page.evaluate(LISTEN)
         # Press Interrupt while the greeting is audibly playing (not between two sentences).
-        page.wait_for_function(
+        # Polled from here: Playwright's interval polling evaluates its predicate with eval,
+        # which the page's CSP (script-src 'self') rightly refuses.
+        playing = (
             "window.__loudSince > 0 && performance.now() - window.__loudSince > 300"
-            " && performance.now() - window.__lastLoud < 20",
-            timeout=30_000,
-            polling=10,
+            " && performance.now() - window.__lastLoud < 20"
         )
+        deadline = time.monotonic() + 30
+        while not page.evaluate(playing):
+            assert time.monotonic() < deadline, "the greeting never played audibly"
+            page.wait_for_timeout(10)
         page.get_by_role("button", name="Interrupt").click()
         page.wait_for_timeout(3000)
         gap_ms = page.evaluate("window.__lastLoud - window.__pressed")

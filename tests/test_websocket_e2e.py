@@ -96,7 +96,12 @@ async def test_websocket_to_an_unknown_avatar_is_refused_with_a_reason(lumina_se
 async def test_websocket_without_a_valid_sign_in_is_refused(lumina_server, headers):
     url = lumina_server.replace("http://", "ws://") + "/ws?avatar=lumina"
     if headers == "cross-site":
+        # Refused at the handshake (web.guards): the socket never opens for another site.
         headers = {**cookie_header(await sign_up(lumina_server)), "Origin": "http://evil.test"}
+        with pytest.raises(websockets.exceptions.InvalidStatus) as refused:
+            await websockets.connect(url, additional_headers=headers)
+        assert refused.value.response.status_code == 403
+        return
     async with websockets.connect(url, additional_headers=headers) as ws:
         with pytest.raises(websockets.ConnectionClosed) as closed:
             await ws.recv()
