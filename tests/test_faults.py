@@ -17,6 +17,7 @@ import time
 import pytest
 from pipecat.frames.frames import LLMTextFrame
 from pipecat.observers.base_observer import BaseObserver, FramePushed
+from pipecat.processors.frameworks.rtvi.frames import RTVIServerMessageFrame
 
 from bots.config import BUILTIN_AVATARS
 from bots.llm_backend import LLMBackend
@@ -214,3 +215,71 @@ async def test_a_memory_store_that_cannot_write_keeps_the_call_going_and_turns_h
     assert store.count("disk-full-tester") == {"turns": 0, "chunks": 0, "cards": 0}
     memory = health_report(runtime, [BUILTIN_AVATARS.load("lumina")])["memory"]
     assert not memory["ok"] and "No space left" in memory["fix"], memory
+
+
+class VoiceFailsOnce:
+    """The avatar's real Piper voice, with its first synthesis crashing (fault injection)."""
+
+    def __init__(self, voice):
+        self._voice, self.config, self.failed = voice, voice.config, False
+
+    def synthesize(self, text, syn_config=None):
+        if not self.failed:
+            self.failed = True
+            raise RuntimeError("piper crashed")
+        return self._voice.synthesize(text, syn_config=syn_config)
+
+
+class ServerMessages(BaseObserver):
+    """The RTVI server messages the session sends its page."""
+
+    def __init__(self):
+        super().__init__()
+        self.sent: list[dict] = []
+        self._ids: set[int] = set()
+
+    async def on_push_frame(self, data: FramePushed):
+        frame = data.frame
+        if isinstance(frame, RTVIServerMessageFrame) and frame.id not in self._ids:
+            self._ids.add(frame.id)
+            self.sent.append(frame.data)
+
+
+async def test_a_voice_that_fails_tells_the_page_and_the_next_reply_is_spoken(runtime, llm_backend):
+    session = VoiceSession(
+        BUILTIN_AVATARS.load("lumina"),
+        ScriptedTransport,
+        runtime,
+        backend=llm_backend,
+        session_id="tts-fault",
+        user_id="tts-fault-tester",
+        greet=False,
+        idle_timeout_secs=None,
+    )
+    session.graph.tts._piper = VoiceFailsOnce(session.graph.tts._piper)
+    messages = ServerMessages()
+    session.worker.add_observer(messages)
+    await session.prepare()
+    task = asyncio.create_task(session.run())
+    try:
+        await asyncio.sleep(1.5)
+        transport = session.transport
+        assert isinstance(transport, ScriptedTransport)
+        await transport.mic.say(piper_say("What is the capital of France?"))
+        told = await wait_for(
+            lambda: [m for m in messages.sent if m.get("type") == "error"], 60, "the page told"
+        )
+        assert told[0]["part"] == "tts" and "voice" in told[0]["message"]
+        await wait_for(lambda: transport.silent_for(2.0), 60, "the reply to end")
+        heard_from = len(transport.speaker.heard)
+        await transport.mic.say(piper_say("What is the capital of Italy?"))
+        await wait_for(
+            lambda: [c for c in transport.speaker.heard[heard_from:] if c.rms > 300],
+            60,
+            "the next reply, spoken",
+        )
+        assert not task.done()
+    finally:
+        await session.worker.cancel()
+        await asyncio.wait_for(task, 30)
+        await session.finish()
