@@ -254,8 +254,11 @@ class VoiceSession:
             # No voice to say it with: the page shows it, the reply is in the transcript.
             await self.worker.queue_frames([RTVIServerMessageFrame(data=TTS_FAILED)])
             return
-        said = LLM_APOLOGY if part is self.graph.llm else STT_APOLOGY
-        if part not in (self.graph.llm, self.graph.stt):
+        if part is self.graph.llm:
+            said = LLM_APOLOGY
+        elif part is self.graph.stt:
+            said = STT_APOLOGY
+        else:
             return
         now = time.monotonic()
         if now - self._apologized < APOLOGY_EVERY_SECS:

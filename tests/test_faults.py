@@ -8,11 +8,13 @@ SIGKILLs the llama-server under it as the reply starts streaming, as a crash wou
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import AsyncIterator
 
 import pytest
 from pipecat.frames.frames import LLMTextFrame
@@ -49,6 +51,46 @@ class KillOnFirstToken(BaseObserver):
             self.killed_at = time.monotonic()
 
 
+def lumina(runtime, backend, session_id: str) -> VoiceSession:
+    """A call with Lumina on the real graph; faults are injected before it runs."""
+    return VoiceSession(
+        BUILTIN_AVATARS.load("lumina"),
+        ScriptedTransport,
+        runtime,
+        backend=backend,
+        session_id=session_id,
+        user_id=f"{session_id}-tester",
+        greet=False,
+        idle_timeout_secs=None,
+    )
+
+
+@contextlib.asynccontextmanager
+async def running(session: VoiceSession) -> AsyncIterator[tuple[ScriptedTransport, asyncio.Task]]:
+    """Run the call; yields its scripted transport and the task running it; ends it after."""
+    await session.prepare()
+    task = asyncio.create_task(session.run())
+    try:
+        await asyncio.sleep(1.5)  # pipeline start + VAD settling on silence
+        assert isinstance(session.transport, ScriptedTransport)
+        yield session.transport, task
+    finally:
+        await session.worker.cancel()
+        await asyncio.wait_for(task, 30)
+        await session.finish()
+
+
+async def apology_heard(session: VoiceSession, transcriber) -> str:
+    """Wait for the avatar's apology to be spoken; what was played, transcribed."""
+    await wait_for(
+        lambda: [e for e in session.turns.events if e.kind == "apology"], 30, "an apology"
+    )
+    transport = session.transport
+    assert isinstance(transport, ScriptedTransport)
+    await wait_for(lambda: transport.speaker.heard and transport.silent_for(1.5), 60, "the apology")
+    return transcribe_played(transcriber, transport.speaker.heard)
+
+
 @pytest.fixture
 def own_llm_server():
     """A supervised embedded LLM server of this test's own (the suite's is shared)."""
@@ -70,35 +112,14 @@ async def test_the_llm_server_killed_mid_reply_gets_an_apology_and_the_next_turn
     port, supervisor = own_llm_server
     runtime = make_runtime(llm_port=port, llm_backend="embedded")
     backend = LLMBackend("embedded", f"http://127.0.0.1:{port}/v1", "local", 1)
-    session = VoiceSession(
-        BUILTIN_AVATARS.load("lumina"),
-        ScriptedTransport,
-        runtime,
-        backend=backend,
-        session_id="fault",
-        user_id="fault-tester",
-        greet=False,
-        idle_timeout_secs=None,
-    )
+    session = lumina(runtime, backend, "fault")
     (server,) = _children(supervisor.pid)
     killer = KillOnFirstToken(session.graph.llm, server)
     session.worker.add_observer(killer)
-    await session.prepare()
-    task = asyncio.create_task(session.run())
-    try:
-        await asyncio.sleep(1.5)
-        transport = session.transport
-        assert isinstance(transport, ScriptedTransport)
+    async with running(session) as (transport, task):
         await transport.mic.say(piper_say("Tell me a long story about a dragon."))
         await wait_for(lambda: killer.killed_at, 60, "the reply to start streaming")
-        apology = await wait_for(
-            lambda: [e for e in session.turns.events if e.kind == "apology"], 30, "an apology"
-        )
-        assert apology
-        await wait_for(
-            lambda: transport.speaker.heard and transport.silent_for(1.5), 60, "the apology"
-        )
-        said = transcribe_played(runtime.models.transcriber(), transport.speaker.heard)
+        said = await apology_heard(session, runtime.models.transcriber())
         assert carries(said, ["sorry", "train of thought"]), f"heard {said!r}"
         assert not task.done(), "the call is still up"
         assert LLM_APOLOGY in [t.text for t in session.turns.turns("assistant")]
@@ -111,10 +132,6 @@ async def test_the_llm_server_killed_mid_reply_gets_an_apology_and_the_next_turn
             lambda: session.turns.turns("assistant")[answered:], 90, "an answer after restart"
         )
         assert replies[0].text and replies[0].text != LLM_APOLOGY
-    finally:
-        await session.worker.cancel()
-        await asyncio.wait_for(task, 30)
-        await session.finish()
 
 
 class FailsOnce:
@@ -133,41 +150,17 @@ class FailsOnce:
 async def test_speech_recognition_failing_once_is_said_and_the_next_utterance_is_heard(
     runtime, llm_backend
 ):
-    session = VoiceSession(
-        BUILTIN_AVATARS.load("lumina"),
-        ScriptedTransport,
-        runtime,
-        backend=llm_backend,
-        session_id="stt-fault",
-        user_id="stt-fault-tester",
-        greet=False,
-        idle_timeout_secs=None,
-    )
+    session = lumina(runtime, llm_backend, "stt-fault")
     flaky = FailsOnce(runtime.models.transcriber())
     session.stt._whisper = flaky  # the graph's own STT service, its model made to fail once
-    await session.prepare()
-    task = asyncio.create_task(session.run())
-    try:
-        await asyncio.sleep(1.5)
-        transport = session.transport
-        assert isinstance(transport, ScriptedTransport)
+    async with running(session) as (transport, task):
         await transport.mic.say(piper_say("What is the capital of France?"))
-        await wait_for(
-            lambda: [e for e in session.turns.events if e.kind == "apology"], 30, "an apology"
-        )
-        await wait_for(
-            lambda: transport.speaker.heard and transport.silent_for(1.5), 60, "the apology"
-        )
-        said = transcribe_played(runtime.models.transcriber(), transport.speaker.heard)
+        said = await apology_heard(session, runtime.models.transcriber())
         assert carries(said, ["sorry", "didn't catch"]), f"heard {said!r}"
         asked = len(session.turns.turns("user"))
         await transport.mic.say(piper_say("What is the capital of France?"))
         heard = await wait_for(lambda: session.turns.turns("user")[asked:], 60, "the retry")
         assert "france" in heard[0].text.lower() and not task.done()
-    finally:
-        await session.worker.cancel()
-        await asyncio.wait_for(task, 30)
-        await session.finish()
 
 
 async def test_a_memory_store_that_cannot_write_keeps_the_call_going_and_turns_health_red(
@@ -185,22 +178,8 @@ async def test_a_memory_store_that_cannot_write_keeps_the_call_going_and_turns_h
 
     monkeypatch.setattr(store, "add_turn", disk_full)  # every turn write fails, as on a full disk
     runtime = Runtime(runtime.settings, models=runtime.models, memory=store)
-    session = VoiceSession(
-        BUILTIN_AVATARS.load("lumina"),
-        ScriptedTransport,
-        runtime,
-        backend=llm_backend,
-        session_id="disk-full",
-        user_id="disk-full-tester",
-        greet=False,
-        idle_timeout_secs=None,
-    )
-    await session.prepare()
-    task = asyncio.create_task(session.run())
-    try:
-        await asyncio.sleep(1.5)
-        transport = session.transport
-        assert isinstance(transport, ScriptedTransport)
+    session = lumina(runtime, llm_backend, "disk-full")
+    async with running(session) as (transport, task):
         for question in ("What is the capital of France?", "And what is its river called?"):
             answered = len(session.turns.turns("assistant"))
             await transport.mic.say(piper_say(question))
@@ -208,10 +187,6 @@ async def test_a_memory_store_that_cannot_write_keeps_the_call_going_and_turns_h
             await wait_for(lambda: transport.silent_for(1.0), 60, "the answer to end")
         assert not task.done(), "the call went on"
         await wait_for(lambda: store.write_failure, 10, "the failure to be recorded")
-    finally:
-        await session.worker.cancel()
-        await asyncio.wait_for(task, 30)
-        await session.finish()
     assert store.count("disk-full-tester") == {"turns": 0, "chunks": 0, "cards": 0}
     memory = health_report(runtime, [BUILTIN_AVATARS.load("lumina")])["memory"]
     assert not memory["ok"] and "No space left" in memory["fix"], memory
@@ -246,25 +221,11 @@ class ServerMessages(BaseObserver):
 
 
 async def test_a_voice_that_fails_tells_the_page_and_the_next_reply_is_spoken(runtime, llm_backend):
-    session = VoiceSession(
-        BUILTIN_AVATARS.load("lumina"),
-        ScriptedTransport,
-        runtime,
-        backend=llm_backend,
-        session_id="tts-fault",
-        user_id="tts-fault-tester",
-        greet=False,
-        idle_timeout_secs=None,
-    )
+    session = lumina(runtime, llm_backend, "tts-fault")
     session.graph.tts._piper = VoiceFailsOnce(session.graph.tts._piper)
     messages = ServerMessages()
     session.worker.add_observer(messages)
-    await session.prepare()
-    task = asyncio.create_task(session.run())
-    try:
-        await asyncio.sleep(1.5)
-        transport = session.transport
-        assert isinstance(transport, ScriptedTransport)
+    async with running(session) as (transport, task):
         await transport.mic.say(piper_say("What is the capital of France?"))
         told = await wait_for(
             lambda: [m for m in messages.sent if m.get("type") == "error"], 60, "the page told"
@@ -279,7 +240,3 @@ async def test_a_voice_that_fails_tells_the_page_and_the_next_reply_is_spoken(ru
             "the next reply, spoken",
         )
         assert not task.done()
-    finally:
-        await session.worker.cancel()
-        await asyncio.wait_for(task, 30)
-        await session.finish()

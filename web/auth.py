@@ -21,7 +21,6 @@ import time
 from collections import deque
 from collections.abc import Callable
 from typing import Annotated
-from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Depends, HTTPException, Request, Response, WebSocket
 from pydantic import BaseModel, Field
@@ -133,14 +132,11 @@ SignedIn = Annotated[User, Depends(signed_in_user)]
 
 
 def websocket_user(websocket: WebSocket) -> User | None:
-    """The signed-in user behind a WebSocket upgrade, if it comes from this room's own page.
+    """The signed-in user behind a WebSocket upgrade.
 
-    Browsers send cookies with cross-site WebSocket upgrades unless SameSite forbids it, and
-    WebSockets have no CORS: checking that the Origin is this host closes that door too.
+    An upgrade from another site never gets here: ``web.guards.HostAndOrigin`` refuses it
+    (WebSockets have no CORS, and browsers send cookies with them).
     """
-    origin = websocket.headers.get("origin")
-    if origin and urlsplit(origin).netloc != websocket.headers.get("host"):
-        return None
     return websocket.app.state.accounts.user_for(websocket.cookies.get(COOKIE))
 
 
