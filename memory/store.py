@@ -20,6 +20,7 @@ database up to date when it is opened (1 -> 2 added ``cards.key`` and the ``chun
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import threading
@@ -33,6 +34,7 @@ from typing import Any, Literal, cast
 import numpy as np
 import pyarrow as pa
 from lancedb.query import LanceVectorQueryBuilder
+from loguru import logger
 
 from memory.embedder import DIMENSIONS, Embedder
 
@@ -269,7 +271,10 @@ class MemoryStore:
         import lancedb
 
         self.uri = uri
-        self._db = lancedb.connect(uri)
+        # Every read looks for the latest version: other processes (the room's workers) write
+        # and forget in the same database, and an old version would still show what they
+        # forgot, or point at files their compaction removed.
+        self._db = lancedb.connect(uri, read_consistency_interval=timedelta(0))
         self._embedder = embedder
         self._write_lock = threading.Lock()
         self._versions: dict[str, int] = {}
@@ -764,3 +769,45 @@ class MemoryStore:
                 # re-ranked (bench/memory_retrieval.py --alt-indexes).
                 table.create_index(metric="dot", vector_column_name="vector", index_type="IVF_PQ")
             table.optimize()
+
+
+def _refreshed_on_missing_files(method: Any) -> Any:
+    """Retry a read once on the latest table versions if files it expected are gone.
+
+    Several processes share one database (the room's workers, the launcher and the room in
+    tests). A deletion compacts at once and removes old versions' files (so forgotten words
+    are gone from disk); another process still holding an old version then fails with
+    LanceDB's "Not found" on a data or index file. Its tables are checked out at the latest
+    version and the read runs again.
+    """
+
+    @functools.wraps(method)
+    def read(self: MemoryStore, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(self, *args, **kwargs)
+        except Exception as e:
+            if "Not found" not in str(e):
+                raise
+            logger.info(f"memory: the store was compacted elsewhere; reading it afresh ({e!s:.80})")
+            for table in (self._meta, self.turns, self.cards, self.chunks):
+                table.checkout_latest()
+            return method(self, *args, **kwargs)
+
+    return read
+
+
+for _name in (
+    "schema_version",
+    "version",
+    "search_cards",
+    "search_chunks",
+    "visible_cards",
+    "past_chunks",
+    "list_cards",
+    "get_turns",
+    "conversation",
+    "conversations",
+    "recent_turns",
+    "count",
+):
+    setattr(MemoryStore, _name, _refreshed_on_missing_files(getattr(MemoryStore, _name)))

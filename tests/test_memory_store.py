@@ -277,3 +277,21 @@ def test_a_read_only_memory_folder_is_reported(store):
         assert store.writable() == "its folder is read-only"
     finally:
         root.chmod(0o755)
+
+
+def test_a_process_reading_an_old_version_after_another_forgot_something_still_reads(
+    tmp_path, embedder
+):
+    """Room workers share one database; a deletion elsewhere removes old versions' files."""
+    path = str(tmp_path / "memory")
+    reader, forgetter = MemoryStore(path, embedder), MemoryStore(path, embedder)
+    for i in range(3):
+        reader.add_turn(
+            user_id="priya", avatar_id="lumina", session_id="s1", role="user",
+            text=f"Turn {i}", started=time.time(),
+        )  # fmt: skip
+    reader.add_card(user_id="sam", text="Sam's cat is called Pepper", scope="user")
+    assert len(reader.recent_turns("priya", "lumina")) == 3  # holds this version
+    forgetter.forget_user("priya")  # compacts and drops every older version's files
+    assert reader.recent_turns("priya", "lumina") == []
+    assert [c.text for c in reader.list_cards("sam")] == ["Sam's cat is called Pepper"]
