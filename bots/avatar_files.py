@@ -25,6 +25,7 @@ from bots.config import (
     AvatarCatalog,
     AvatarConfig,
     AvatarConfigError,
+    FaceConfig,
     LLMConfig,
     TurnTakingConfig,
     VoiceConfig,
@@ -40,6 +41,7 @@ _DEFAULTS: dict[str, Any] = {
     "voice": VoiceConfig().model_dump(),
     "llm": LLMConfig().model_dump(),
     "turn_taking": TurnTakingConfig().model_dump(),
+    "face": FaceConfig().model_dump(),
 }
 
 
@@ -117,9 +119,13 @@ def save_avatar(catalog: AvatarCatalog, avatar: AvatarConfig) -> Path:
 
 
 def delete_avatar_file(catalog: AvatarCatalog, avatar_id: str) -> bool:
-    """Delete a user avatar's file; whether there was one. Built-ins are never deleted."""
+    """Delete a user avatar's file and its VRM model; whether there was one.
+
+    The model is ``<id>.vrm`` beside the file (``web.vrm_api``). Built-ins are never deleted.
+    """
     path = _user_dir(catalog) / f"{avatar_id}.toml"
     if catalog.path(avatar_id) != path:
         return False
     path.unlink()
+    path.with_suffix(".vrm").unlink(missing_ok=True)
     return True

@@ -140,7 +140,8 @@ def _load_piper(path: Path) -> Any:
     from piper import PiperVoice
 
     started = time.perf_counter()
-    voice = PiperVoice.load(path)
+    # Alignments: each phoneme's samples, for word timing and the face's visemes.
+    voice = PiperVoice.load(path, include_alignments=True)
     logger.info(f"Piper voice {path.name} loaded in {time.perf_counter() - started:.2f}s")
     return voice
 

@@ -75,6 +75,9 @@ class ReplyCap(FrameProcessor):
                 self._left -= ended
                 if kept != frame.text:
                     frame.text = kept
+                    # The context records ``raw_text`` (the LLM's words) as they are spoken: it
+                    # must not keep what was taken out.
+                    frame.raw_text = kept
                     self._capped = True
                     self.cut += 1
             elif isinstance(frame, LLMFullResponseEndFrame):

@@ -86,4 +86,7 @@ class StageDirectionFilter(FrameProcessor):
                 if not spoken:
                     return
                 frame.text = spoken
+                # The context records ``raw_text`` (the LLM's words) as they are spoken: it
+                # must not keep what was taken out.
+                frame.raw_text = spoken
         await self.push_frame(frame, direction)

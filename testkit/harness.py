@@ -100,10 +100,13 @@ class RecordingOutput(BaseOutputTransport):
         self.heard: list[HeardChunk] = []
         self.messages: list[Any] = []
         """Messages for the client (RTVI), as a browser would receive them."""
+        self.message_times: list[float] = []
+        """When each of ``messages`` was sent (monotonic)."""
         self._clock = 0.0
 
     async def send_message(self, frame) -> None:
         self.messages.append(frame.message)
+        self.message_times.append(time.monotonic())
 
     async def start(self, frame: StartFrame):
         await super().start(frame)

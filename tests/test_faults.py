@@ -198,11 +198,11 @@ class VoiceFailsOnce:
     def __init__(self, voice):
         self._voice, self.config, self.failed = voice, voice.config, False
 
-    def synthesize(self, text, syn_config=None):
+    def synthesize(self, text, syn_config=None, **options):
         if not self.failed:
             self.failed = True
             raise RuntimeError("piper crashed")
-        return self._voice.synthesize(text, syn_config=syn_config)
+        return self._voice.synthesize(text, syn_config=syn_config, **options)
 
 
 class ServerMessages(BaseObserver):

@@ -13,6 +13,7 @@ API (everything but /api/room, /api/signup, /api/login needs a signed-in person)
     /api/memory/...        the memory REST API (``web.memory_api``)
     /api/avatars/..., /api/voices/..., /api/llm/models   avatars and their editor
                            (``web.avatars_api``)
+    /api/avatars/{id}/vrm  an avatar's own VRM model: upload, download, remove (``web.vrm_api``)
     GET  /api/health       LLM, STT, TTS and memory status, with what to do when one is down
     GET  /api/stats        live sessions, peer connections, tasks, RSS and event-loop lag
                            (``?collect=1``: also sessions still in memory, after a GC)
@@ -66,6 +67,7 @@ from web.calls import CallError, CallRequest, Calls, IceCandidateBody, LocalCall
 from web.guards import install_guards, without_paths
 from web.health import health_report
 from web.memory_api import memory_router
+from web.vrm_api import vrm_router
 from web.workers import WorkerPool
 
 STATIC = Path(__file__).parent / "static"
@@ -91,6 +93,7 @@ ERRORS: dict[int | str, dict[str, Any]] = {
         404: "no such thing (of yours)",
         409: "in use, or taken",
         413: "request body over the route's limit",
+        415: "not the kind of file the route takes (a VRM model upload)",
         422: "a field is missing or wrong",
         429: "too many attempts or calls; see Retry-After",
         503: "the room is full, or a part a call needs is down",
@@ -218,6 +221,7 @@ def create_app(
     app.include_router(memory_router(runtime, offered, before_forget=calls.forget))
     app.include_router(account_router(runtime, accounts, calls, cookie_setter(accounts, room)))
     app.include_router(avatars_router(runtime, offered, accounts, calls))
+    app.include_router(vrm_router(runtime, offered, accounts))
 
     def pick_avatar(requested: str | None) -> str:
         ids = offered()

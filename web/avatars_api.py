@@ -6,7 +6,8 @@ Routes (all need a signed-in person):
     GET    /api/avatar-template     the settings a new avatar starts from (the defaults)
     POST   /api/avatars             create an avatar (you own it)
     PUT    /api/avatars/{id}        change an avatar you own
-    DELETE /api/avatars/{id}        delete an avatar you own, and everyone's memories of it
+    DELETE /api/avatars/{id}        delete an avatar you own (and its VRM model), and everyone's
+                                    memories of it
     GET    /api/voices              the Piper voices avatars can use
     POST   /api/voices/preview      a WAV of a voice at given settings ("preview voice")
     GET    /api/llm/models          the models the LLM server can run for an avatar
@@ -52,6 +53,7 @@ from web.accounts import AccountStore, User
 from web.auth import SignedIn
 from web.calls import Calls
 from web.guards import without_paths
+from web.vrm import has_vrm
 
 PREVIEW_MAX_CHARS = 300
 
@@ -109,6 +111,8 @@ def avatars_router(
             "greeting": a.greeting,
             "voice": a.voice.piper_voice,
             "speed": a.voice.speed,
+            "face": a.face.model_dump(),
+            "vrm": has_vrm(catalog, avatar_id),  # an uploaded model (web.vrm_api)
         }
 
     def own(avatar_id: str, me: User) -> AvatarConfig:

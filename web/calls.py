@@ -23,7 +23,7 @@ from pipecat.transports.smallwebrtc.request_handler import (
     SmallWebRTCPatchRequest,
     SmallWebRTCRequest,
 )
-from pydantic import BaseModel, Field
+from pydantic import AliasChoices, BaseModel, Field
 
 from bots.config import AvatarConfig, AvatarConfigError
 from bots.llm_backend import LLMBackend, LLMUnavailableError
@@ -59,7 +59,11 @@ class OfferBody(BaseModel):
     type: str = Field(pattern="^(offer|answer)$")
     pc_id: str | None = Field(default=None, max_length=200)
     restart_pc: bool | None = None
-    request_data: dict[str, Any] | None = None
+    request_data: dict[str, Any] | None = Field(
+        default=None,
+        # Pipecat's client-js sends ``requestData``; its Python clients ``request_data``.
+        validation_alias=AliasChoices("request_data", "requestData"),
+    )
 
     def request(self) -> SmallWebRTCRequest:
         """As Pipecat's signaling takes it."""

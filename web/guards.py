@@ -11,7 +11,8 @@ Three ASGI middlewares, outermost first (``install_guards``):
   Requests without ``Origin`` (curl, scripts) are let through unless the browser says they
   are cross-site (``Sec-Fetch-Site``): they carry no one's cookies by accident.
 * ``BodyLimit``: each route reads at most so many bytes (``limit_for``), checked on
-  ``Content-Length`` and again while the body streams in, answered 413 before parsing.
+  ``Content-Length`` and again while the body streams in, answered 413 before parsing
+  (an upload's names its size and the limit: "the upload is 41 MB; the limit is 30 MB").
 * ``SecurityHeaders``: a CSP that allows only this origin's own scripts, styles and
   connections, no framing (``frame-ancestors 'none'``, ``X-Frame-Options``), ``nosniff``, no
   referrer.
@@ -30,6 +31,8 @@ from urllib.parse import urlsplit
 
 from fastapi import FastAPI
 
+from web.vrm import MAX_VRM_BYTES, megabytes
+
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
@@ -40,7 +43,10 @@ LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 KIB = 1024
+MIB = 1024 * KIB
 BODY_LIMITS: tuple[tuple[str, int], ...] = (
+    # An avatar's VRM model, the raw file (``web.vrm_api``); "*" is one path segment.
+    ("/api/avatars/*/vrm", MAX_VRM_BYTES),
     ("/api/offer", 64 * KIB),  # an SDP offer is 3-10 KiB; room for many codecs
     ("/api/avatars", 64 * KIB),  # persona, greetings and settings, each bounded too
     ("/api/voices/preview", 4 * KIB),
@@ -78,9 +84,24 @@ def without_paths(text: str) -> str:
 def limit_for(path: str) -> int:
     """The most bytes a request to ``path`` may send."""
     for prefix, limit in BODY_LIMITS:
-        if path == prefix or path.startswith(prefix + "/"):
+        if "*" in prefix:
+            parts, pattern = path.split("/"), prefix.split("/")
+            if len(parts) == len(pattern) and all(
+                p == want or (want == "*" and p) for p, want in zip(parts, pattern, strict=True)
+            ):
+                return limit
+        elif path == prefix or path.startswith(prefix + "/"):
             return limit
     return DEFAULT_BODY_LIMIT
+
+
+def too_large(limit: int, sent: int | None = None) -> str:
+    """The 413's message: the limit, and for uploads (limits of a MiB or more) the size sent."""
+    if limit < MIB:
+        return f"Request too large: at most {limit // KIB} KiB here."
+    if sent is None:
+        return f"Too large: the upload is over the limit of {megabytes(limit)}."
+    return f"Too large: the upload is {megabytes(sent)}; the limit is {megabytes(limit)}."
 
 
 def hostname(host_header: str) -> str:
@@ -167,10 +188,11 @@ class BodyLimit:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         limit = self.limit(scope.get("path", ""))
-        detail = f"Request too large: at most {limit // KIB} KiB here."
+        detail = too_large(limit)
         length = _header(scope, b"content-length")
         if length is not None and (not length.isdigit() or int(length) > limit):
-            return await _refuse(scope, send, 413, detail)
+            sent = int(length) if length.isdigit() else None
+            return await _refuse(scope, send, 413, too_large(limit, sent))
         received = 0
         started = refused = False
 

@@ -1,6 +1,8 @@
 // The talk page: picks the avatar, runs one Call at a time, and turns RTVI messages into a
 // live transcript. Message shapes are Pipecat's (pipecat/processors/frameworks/rtvi/).
 import { Call, CallError } from "./call.js";
+import { createFace } from "./face.js";
+import { CueSchedule, PlayoutDelay, VRM_EXPRESSION, VRM_MOUTH } from "./lipsync.js";
 import { getJSON, hashHue, initialsOf, showAccount, withCode } from "./ui.js";
 
 const $ = (id) => document.getElementById(id);
@@ -28,12 +30,40 @@ const ui = {
   mode: $("mode"),
   ptt: $("ptt"),
   micLevel: $("mic-level"),
+  faceHost: $("face-host"),
+  vrmCanvas: $("vrm"),
 };
 
 let avatar = null;
 let call = null;
-let meter = null; // { ctx, stop() } while a call plays audio
+let meter = null; // { ctx, read(), stop() } while a call plays audio
 let micMeter = null; // the same for the microphone
+// The face: drawn (face.js) or the person's VRM; both driven from the one animation loop.
+let face = null;
+let vrm = null;
+const cues = new CueSchedule();
+const playout = new PlayoutDelay();
+let cuedCall = false; // this call's voice sends cues: no level-driven mouth
+let lastCueAt = -Infinity; // when the face last had something to say (for the resting face)
+const RESTING_AFTER_MS = 2500;
+// For tests and the curious: when sound started in the page's analyser, and when the mouth
+// first opened for it (performance.now() ms).
+const onsets = { audio: [], mouth: [] };
+// ...and, per frame while in a call, [time, the analyser's RMS, how far speech opens the mouth].
+const trace = [];
+const TRACE_MAX = 12000; // about three minutes at 60 frames a second
+globalThis.__talk = {
+  onsets,
+  trace,
+  cues,
+  playout,
+  get face() {
+    return face;
+  },
+  get vrm() {
+    return vrm;
+  },
+};
 let muted = false;
 let holding = false; // push-to-talk held down
 
@@ -84,6 +114,7 @@ async function init() {
 
 function showAvatar(a, all) {
   document.title = `${a.name} · Local avatars`;
+  showFace(a);
   ui.name.textContent = a.name;
   ui.blurb.textContent = a.blurb;
   ui.initials.textContent = initialsOf(a.name);
@@ -99,6 +130,118 @@ function showAvatar(a, all) {
     ui.others.append(link);
   }
   ui.others.hidden = all.length < 2;
+}
+
+// ---------- the face ----------
+
+function showFace(a) {
+  if (!a.face) return; // an older server: the initials stay
+  face = createFace(ui.faceHost, a.face, { label: `${a.name}'s face` });
+  ui.portrait.classList.add("has-face");
+  if (a.face.vrm && a.vrm) showVrm(a);
+  requestAnimationFrame(animate);
+}
+
+/** The person's own 3D model; the drawn face stays if it can't be shown (no WebGL...). */
+async function showVrm(a) {
+  try {
+    const { loadVrm } = await import("./vrm_view.js");
+    vrm = await loadVrm(ui.vrmCanvas, `/api/avatars/${encodeURIComponent(a.id)}/vrm`);
+    ui.vrmCanvas.hidden = false;
+    ui.portrait.classList.add("has-vrm");
+    vrm.setExpression(VRM_EXPRESSION[a.face.resting] ?? "neutral", 0.6);
+  } catch (e) {
+    addDetail("3D model", `not shown: ${e.message}`);
+  }
+}
+
+let lastFrame = performance.now();
+let nextBlink = performance.now() + 2500;
+let mouthOpen = false;
+let quietSince = 0;
+let soundOn = false;
+let heardAt = 0; // the last frame the analyser heard anything
+const QUIET_CLOSES_MS = 60;
+
+/** The page's one animation loop: levels, lip sync, expressions, idle life. No layout. */
+function animate(now) {
+  const dt = Math.min(0.1, (now - lastFrame) / 1000);
+  lastFrame = now;
+  const level = meter ? meter.read() : 0;
+  ui.portrait.style.setProperty("--level", level.toFixed(3));
+  if (micMeter) ui.micLevel.value = micMeter.read();
+  noteSound(now, meter ? meter.raw : 0);
+
+  let viseme = cues.visemeAt(now);
+  // The sound stopped (the analyser has heard nothing for a moment): so does the mouth, even
+  // if the cues say the sentence's last consonant is still being shaped.
+  if (viseme && viseme !== "rest" && meter && now - heardAt > QUIET_CLOSES_MS) viseme = "rest";
+  for (const e of cues.due(now)) showExpression(e.name, e.intensity);
+  if (viseme || cues.pending(now)) lastCueAt = now;
+  else if (face && now - lastCueAt > RESTING_AFTER_MS && lastCueAt > 0) {
+    lastCueAt = 0; // back to the resting face once the avatar has been quiet a while
+    showExpression(face.resting, 1);
+  }
+  if (face) {
+    if (viseme) face.setViseme(viseme);
+    else if (cuedCall) face.setViseme("rest"); // between cued chunks: nothing is said
+    else face.setLevel(meter && botSpeaking ? level : 0); // no cues (another TTS): the level
+    face.update(now);
+  }
+  if (vrm) {
+    vrm.setVisemes(viseme ? VRM_MOUTH[viseme] ?? {} : { aa: meter && botSpeaking ? level * 0.8 : 0 });
+    if (now > nextBlink) {
+      const t = now - nextBlink;
+      vrm.setBlink(t < 150 ? Math.sin((t / 150) * Math.PI) : 0);
+      if (t >= 150) nextBlink = now + 2000 + Math.random() * 4000;
+    }
+    vrm.update(dt);
+  }
+  if (meter && face) {
+    trace.push([now, meter.raw, face.speechOpenness(now)]);
+    if (trace.length > TRACE_MAX) trace.splice(0, trace.length - TRACE_MAX);
+  }
+  const open = Boolean(viseme && viseme !== "rest");
+  if (open && !mouthOpen) onsets.mouth.push(now);
+  mouthOpen = open;
+  if (onsets.mouth.length > 200) onsets.mouth.shift();
+  requestAnimationFrame(animate);
+}
+
+/** Sound starts after at least 150 ms of quiet (the analyser's own view of the audio). */
+function noteSound(now, raw) {
+  if (raw > 0.01) heardAt = now;
+  if (raw > 0.03) {
+    if (!soundOn && now - quietSince > 150) {
+      onsets.audio.push(now);
+      cues.soundStarted(now);
+    }
+    soundOn = true;
+  } else if (raw < 0.01) {
+    if (soundOn) quietSince = now;
+    soundOn = false;
+  }
+  if (onsets.audio.length > 200) onsets.audio.shift();
+}
+
+function showExpression(name, intensity) {
+  face?.setExpression(name, intensity);
+  if (vrm) {
+    for (const e of new Set(Object.values(VRM_EXPRESSION))) vrm.setExpression(e, 0);
+    vrm.setExpression(VRM_EXPRESSION[name] ?? "neutral", intensity);
+  }
+}
+
+function setGaze(mode) {
+  face?.setGaze(mode);
+  vrm?.lookAt(mode === "away" ? "away" : "user");
+}
+
+/** The mouth closes now: the audio was cut off or has ended. */
+function closeMouth() {
+  cues.clear();
+  face?.setViseme("rest");
+  vrm?.setVisemes({});
 }
 
 async function checkHealth() {
@@ -130,7 +273,7 @@ async function talk() {
     if (call !== thisCall) return;
     applyMic();
     micMeter?.stop();
-    micMeter = levelMeter(thisCall.mic, (level) => (ui.micLevel.value = level));
+    micMeter = levelMeter(thisCall.mic);
     setCallTools(true);
     if (call === thisCall && thisCall.pc?.connectionState !== "connected") {
       setStatus(`Connecting to ${avatar.name}…`);
@@ -154,6 +297,10 @@ function endCall(text, kind) {
   meter = null;
   micMeter?.stop();
   micMeter = null;
+  playout.stop();
+  closeMouth();
+  cuedCall = false;
+  setGaze("idle");
   setCallTools(false);
   ui.audio.srcObject = null;
   markInterrupted(); // hanging up on a reply cuts it off too
@@ -175,17 +322,19 @@ function showConnection(state) {
   if (state === "disconnected" && call) setStatus("Connection lost; trying to recover…", "warn");
 }
 
-/** Play the bot and drive the portrait's glow from its output level. */
+/** Play the bot; its level drives the glow (and the mouth when no cues come). */
 function playBot(stream) {
   // Chrome only feeds a remote WebRTC stream into WebAudio while a media element also plays
   // it, so the <audio> element does the playing and the analyser only listens.
   ui.audio.srcObject = stream;
   ui.audio.play().catch(() => {});
   meter?.stop();
-  meter = levelMeter(stream, (level) => ui.portrait.style.setProperty("--level", level.toFixed(3)));
+  meter = levelMeter(stream);
+  if (call?.pc) playout.start(call.pc, meter.ctx);
 }
 
-function levelMeter(stream, onLevel) {
+/** A stream's loudness, read by the animation loop (`read()`: smoothed 0..1; `raw`). */
+function levelMeter(stream) {
   const ctx = new AudioContext();
   const analyser = ctx.createAnalyser();
   analyser.fftSize = 512;
@@ -193,26 +342,25 @@ function levelMeter(stream, onLevel) {
   ctx.resume(); // created after the Talk click, so allowed; Safari still starts it suspended
   const samples = new Float32Array(analyser.fftSize);
   let smooth = 0;
-  let raf = 0;
-  const tick = () => {
-    analyser.getFloatTimeDomainData(samples);
-    let sum = 0;
-    for (const s of samples) sum += s * s;
-    // RMS of speech sits around 0.02–0.2; scale so normal speech fills the glow, and ease
-    // down slowly so the glow breathes instead of flickering between syllables.
-    const level = Math.min(1, Math.sqrt(sum / samples.length) * 6);
-    smooth = level > smooth ? level : smooth * 0.9 + level * 0.1;
-    onLevel(smooth);
-    raf = requestAnimationFrame(tick);
-  };
-  tick();
-  return {
+  const m = {
+    ctx,
+    raw: 0,
+    read() {
+      analyser.getFloatTimeDomainData(samples);
+      let sum = 0;
+      for (const s of samples) sum += s * s;
+      m.raw = Math.sqrt(sum / samples.length);
+      // RMS of speech sits around 0.02–0.2; scale so normal speech fills the glow, and ease
+      // down slowly so the glow breathes instead of flickering between syllables.
+      const level = Math.min(1, m.raw * 6);
+      smooth = level > smooth ? level : smooth * 0.9 + level * 0.1;
+      return smooth;
+    },
     stop() {
-      cancelAnimationFrame(raf);
-      onLevel(0);
       ctx.close();
     },
   };
+  return m;
 }
 
 // ---------- mute, push-to-talk, interrupt ----------
@@ -246,6 +394,7 @@ function setUpMicControls() {
   addEventListener("keyup", (e) => e.code === "Space" && holding && hold(false));
   ui.interrupt.addEventListener("click", () => {
     call?.interrupt();
+    closeMouth();
     markInterrupted();
   });
 }
@@ -272,11 +421,13 @@ function handleRTVI({ type, data = {} }) {
       break;
     case "user-started-speaking":
       setActivity("listening");
+      setGaze("user");
       ensureUserBubble();
       break;
     case "user-stopped-speaking":
       // Words were heard, so a reply is coming; a cough gets none.
       setActivity(botSpeaking ? "speaking" : userBubble?.finalText ? "thinking" : "");
+      if (!botSpeaking && userBubble?.finalText) setGaze("away"); // thinking of an answer
       break;
     case "user-input": // v2.2: transcriptions (interim too), chat, backchannels
       seenUserInput = true;
@@ -291,10 +442,15 @@ function handleRTVI({ type, data = {} }) {
       break;
     case "bot-llm-stopped":
       llmRunning = false;
+      // Written after its last sentence was spoken: nothing more is coming.
+      if (!botSpeaking && !cues.pending(performance.now()) && ui.portrait.dataset.activity === "thinking") {
+        setActivity("");
+      }
       break;
     case "bot-started-speaking":
       botSpeaking = true;
       setActivity("speaking");
+      setGaze("user");
       ensureBotBubble();
       break;
     case "bot-stopped-speaking":
@@ -302,6 +458,8 @@ function handleRTVI({ type, data = {} }) {
       // goes on in the same bubble, and the portrait shows it is still thinking.
       botSpeaking = false;
       setActivity(llmRunning ? "thinking" : "");
+      // The server stopped sending; what is still in the jitter buffer plays out first.
+      cues.cutAt(performance.now() + playout.ms);
       dropUnspokenSegments();
       break;
     case "bot-output":
@@ -312,10 +470,16 @@ function handleRTVI({ type, data = {} }) {
       if (!seenBotOutput) appendBotWords(data.text);
       break;
     case "bot-interrupted":
+      closeMouth();
       markInterrupted();
       break;
     case "server-message":
       if (data?.type === "turn-latency") showLatency(data);
+      // A chunk's lip sync and feelings, sent as its audio starts playing on the server.
+      if (data?.type === "face") {
+        cuedCall = true;
+        cues.add(data, performance.now(), playout.ms);
+      }
       // The server ends the call between turns: sign-in expired, signed out, forgotten.
       if (data?.type === "call-ended") endCall(data.reason, "warn");
       // A part failed mid-call and the avatar could not say so (its voice is the part).

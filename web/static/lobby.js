@@ -1,10 +1,13 @@
-// The lobby: the avatars (initials art, persona, voice), who is talking right now, and the
-// health of each part with what to do when one is down. Refreshes every few seconds.
-import { getJSON, hashHue, initialsOf, showAccount, withCode } from "./ui.js";
+// The lobby: the avatars (each its own face, blinking and breathing; persona, voice), who is
+// talking right now, and the health of each part with what to do when one is down.
+// Refreshes every few seconds.
+import { animateFaces, createFace } from "./face.js";
+import { getJSON, hashHue, showAccount, withCode } from "./ui.js";
 
 const $ = (id) => document.getElementById(id);
 const PARTS = { llm: "Language model", stt: "Speech recognition", tts: "Voices", memory: "Memory" };
 const REFRESH_MS = 5000;
+const faces = []; // every card's face, animated by face.js's one shared loop
 
 function avatarCard(a) {
   if (a.error) return brokenCard(a);
@@ -15,9 +18,9 @@ function avatarCard(a) {
   link.href = `/talk?avatar=${encodeURIComponent(a.id)}`;
   link.setAttribute("aria-label", `Talk to ${a.name}`);
   const art = document.createElement("span");
-  art.className = "avatar-art";
+  art.className = "avatar-face";
   art.setAttribute("aria-hidden", "true");
-  art.textContent = initialsOf(a.name);
+  faces.push(createFace(art, a.face, { label: `${a.name}'s face` }));
   const name = document.createElement("h3");
   name.textContent = a.name;
   const blurb = document.createElement("p");
@@ -128,6 +131,7 @@ async function init() {
   await showAccount($("account"));
   const avatars = await getJSON("/api/avatars");
   $("avatars").replaceChildren(...avatars.map(avatarCard), newAvatarCard());
+  animateFaces(faces);
   await refresh(avatars);
   setInterval(() => refresh(avatars).catch(() => {}), REFRESH_MS);
 }
