@@ -29,6 +29,7 @@ ROWS: list[tuple[str, str]] = [
     ("barge-in stop p50", "barge_in_p50_ms"),
     ("barge-in stop p95", "barge_in_p95_ms"),
     ("bot-interrupted arrives after barge-in start, median", "barge_in_event_ms"),
+    ("preemptive replies: turns kept / answered again / thrown away", "preemption"),
     ("transcript WER", "wer"),
     ("turns measured / played", "answered"),
     ("errors (turns)", "errors"),
@@ -85,10 +86,30 @@ def summarize(records: list[dict]) -> dict:
     for key in ("user_stopped", "bot_started", "audio_after_bot_started"):
         out[f"event_{key}_ms"] = pct([r["events"].get(key) for r in records], 50)
     out.update(summarize_barge_in([r["barge_in"] for r in records if r["barge_in"]]))
+    out.update(summarize_preemption([(r["server"] or {}).get("preemption") for r in records]))
     heard = [r for r in records if r["error"] != "bot never went quiet before the turn"]
     w = wer([r["text"] for r in heard], [r["heard_text"] for r in heard])
     out["wer"] = round(w, 3) if w is not None else None
     return out
+
+
+def summarize_preemption(turns: list[dict | None]) -> dict:
+    """How the answered turns' replies were made (our ``turn-latency`` message's counts).
+
+    Kept: the preemptive reply started before the turn was confirmed is the one played.
+    Answered again: the turn ended on other words. Thrown away: replies started during a
+    pause the person then spoke on after.
+    """
+    known = [t for t in turns if t]
+    if not known:
+        return {}
+    kept = sum(t["last"] == "kept" for t in known)
+    again = sum(t["last"] == "regenerated" for t in known)
+    dropped = sum(t["last_withdrawn"] for t in known)
+    return {
+        "preemption": f"{kept} / {again} / {dropped} of {len(known)} turns",
+        "preempt_kept_share": round(kept / len(known), 2),
+    }
 
 
 def summarize_barge_in(tries: list[dict]) -> dict:

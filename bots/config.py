@@ -18,6 +18,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from processors.expressions import EXPRESSIONS, Expression
+
 BUILTIN_AVATARS_DIR = Path(__file__).parent / "avatars"
 _ID_RE = re.compile(r"^[a-z][a-z0-9_-]{0,39}$")
 _MODEL_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,199}$")
@@ -112,6 +114,11 @@ class TurnTakingConfig(_Strict):
     default is 3 s; smart-turn v3 calls some complete sentences incomplete (one of the ten
     benchmark utterances, every time), so this is paid in full there. 0.8 s still lets a
     person pause mid-thought."""
+    preemptive_replies: bool = True
+    """Start the reply on the words heard so far while smart-turn is still confirming the
+    turn, and play it once the turn is confirmed; if the person goes on, it is thrown away
+    unheard (``processors.preemptive_turn``). Off: the reply starts after the turn ends.
+    Needs ``smart_turn``."""
     turn_stop_timeout_secs: Annotated[float, Field(ge=0.5, le=30.0)] = 5.0
     """Longest a turn stays open when nothing decides it is over, e.g. a noise with no words
     in it (Pipecat's ``user_turn_stop_timeout``). After a wordless noise cut the avatar off,
@@ -134,6 +141,43 @@ _Line = Annotated[str, Field(max_length=300)]
 NAME_PLACEHOLDER = "{name}"
 
 
+Colour = Annotated[str, Field(pattern=r"^#[0-9a-fA-F]{6}$", description="A colour as #rrggbb.")]
+Accessory = Literal["beard", "moustache", "cap", "glasses", "earrings", "freckles", "blush"]
+
+
+class FaceConfig(_Strict):
+    """How the avatar looks: the 2D face the page draws, or the person's own VRM model.
+
+    The page draws the face itself (``web/static/face.js``) from these parameters, so a face
+    costs a few bytes of TOML and needs no image files.
+    """
+
+    shape: Literal["round", "oval", "square", "heart", "long"] = "oval"
+    """The head's outline."""
+    skin: Colour = "#f2c9a8"
+    hair: Colour = "#4a3426"
+    eyes: Colour = "#4b6f9c"
+    """The irises' colour."""
+    hairstyle: Literal["none", "short", "bob", "long", "bun", "curly", "spiky"] = "short"
+    accessories: Annotated[list[Accessory], Field(max_length=7)] = Field(default_factory=list)
+    resting: Expression = "neutral"
+    """The expression the face returns to between feelings."""
+    expressiveness: Annotated[float, Field(ge=0.0, le=1.0)] = 0.6
+    """How far an expression moves the face: 0 never changes, 1 shows it fully."""
+    emotion_tags: bool = False
+    """Ask the model to mark feelings with tags (``[happy] Great news!``); they are taken out
+    before the voice, the transcript and memory. Without tags a lexicon reads the feeling."""
+    vrm: bool = False
+    """Show the person's uploaded 3D model (``<id>.vrm`` beside the avatar file) instead."""
+
+    @field_validator("accessories")
+    @classmethod
+    def _unique(cls, v: list[str]) -> list[str]:
+        if len(set(v)) != len(v):
+            raise ValueError("lists an accessory twice")
+        return v
+
+
 class AvatarConfig(_Strict):
     """One avatar, as written in ``bots/avatars/<id>.toml``."""
 
@@ -151,6 +195,7 @@ class AvatarConfig(_Strict):
     voice: VoiceConfig = VoiceConfig()
     llm: LLMConfig = LLMConfig()
     turn_taking: TurnTakingConfig = TurnTakingConfig()
+    face: FaceConfig = FaceConfig()
 
     @field_validator("greeting_returning")
     @classmethod
@@ -181,6 +226,12 @@ class AvatarConfig(_Strict):
             "Your words are spoken aloud: no emojis, markdown, lists or stage directions.",
             "Keep replies to one to three short sentences unless asked for more.",
         ]
+        if self.face.emotion_tags:
+            rules.append(
+                "Begin a sentence that shows a feeling with one silent tag: "
+                + ", ".join(f"[{e}]" for e in EXPRESSIONS)
+                + "."
+            )
         bullet_rules = "\n".join(f"- {r}" for r in rules)
         return f"You are {self.name}. {self.persona.strip()}\n\nHow you speak:\n{bullet_rules}"
 

@@ -11,11 +11,14 @@ The graph, as :func:`voice_pipeline` lays it out (DESIGN.md's diagram)::
     prefill                  a reply started with a remembered fact begins with it aloud
     reply_text               keeps the reply as generated (for the LLM's prompt cache)
     speech_chunks            first clause of each reply early, then whole sentences
+    emotions                 [happy]-style tags out of the words, into face cues
     guard                    drops chunks that echo the prompt (never spoken)
     stage_directions         "*smiles*", markdown and emoji are not read aloud
     cap                      a small model's reply ends after three sentences
-    tts                      Piper, per chunk as tokens arrive
-    transport.output()       audio back to the person (through the playback gate)
+    tts                      Piper, per chunk as tokens arrive, with each chunk's face cues
+    hold                     a preemptive reply waits here until its turn is confirmed
+    transport.output()       audio back to the person (through the playback gate); face
+                             cues go to the page as their audio starts (processors.face_cues)
     assistant_aggregator     records what was actually spoken
 
 VAD sits inside the user aggregator in Pipecat 1.x and broadcasts its speech events both ways,
@@ -30,10 +33,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from loguru import logger
 from openai import AsyncOpenAI, DefaultAsyncHttpxClient
 from pipecat.audio.turn.smart_turn.base_smart_turn import SmartTurnParams
 from pipecat.audio.vad.vad_analyzer import VADParams
-from pipecat.frames.frames import Frame, InterruptionFrame
+from pipecat.frames.frames import (
+    EagerEndOfTurnCancelFrame,
+    Frame,
+    InterruptionFrame,
+    LLMFullResponseStartFrame,
+)
 from pipecat.pipeline.pipeline import Pipeline
 from pipecat.processors.aggregators.llm_response_universal import (
     LLMAssistantAggregator,
@@ -47,10 +56,8 @@ from pipecat.services.stt_service import STTService
 from pipecat.services.tts_service import TTSService
 from pipecat.transports.base_transport import BaseTransport
 from pipecat.turns.empty_user_turn import EmptyUserTurnConfig
-from pipecat.turns.user_stop import (
-    SpeechTimeoutUserTurnStopStrategy,
-    TurnAnalyzerUserTurnStopStrategy,
-)
+from pipecat.turns.speculation_gate import SpeculationGate
+from pipecat.turns.user_stop import SpeechTimeoutUserTurnStopStrategy
 from pipecat.turns.user_turn_strategies import UserTurnStrategies
 from pipecat.utils.http import connection_limits
 
@@ -59,7 +66,10 @@ from bots.llm_backend import LLMBackend
 from bots.runtime import Models
 from processors.barge_in import GuardedUserTurnStartStrategy
 from processors.first_clause import FirstClauseTextAggregator
+from processors.preemptive_turn import PreemptionStats, PreemptiveTurnStopStrategy
+from processors.reply_hold import ReplyStartFrame
 from processors.reply_text import ReplyTextRecorder
+from processors.smart_turn_stop import SmartTurnStopStrategy
 from processors.turn_state import TurnState
 from processors.user_audio_end import user_audio_end
 from processors.vad_events import ReportingSileroVAD, VADListener
@@ -69,7 +79,8 @@ from processors.vad_events import ReportingSileroVAD, VADListener
 class VoiceGraph:
     """The processors of one session's graph.
 
-    ``memory`` and ``prefill`` are None when memory is off, ``cap`` when replies are not cut.
+    ``memory`` and ``prefill`` are None when memory is off, ``cap`` when replies are not cut,
+    ``hold`` when replies are not preemptive.
     """
 
     transport: BaseTransport
@@ -79,10 +90,12 @@ class VoiceGraph:
     llm: OpenAILLMService
     prefill: FrameProcessor | None
     reply_text: ReplyTextRecorder
+    emotions: FrameProcessor
     guard: FrameProcessor
     stage_directions: FrameProcessor
     cap: FrameProcessor | None
     tts: TTSService
+    hold: FrameProcessor | None
     assistant_aggregator: LLMAssistantAggregator
 
     def pipeline(self) -> Pipeline:
@@ -97,10 +110,12 @@ class VoiceGraph:
             self.prefill,
             self.reply_text,
             LLMTextProcessor(text_aggregator=FirstClauseTextAggregator()),  # speech chunks
+            self.emotions,
             self.guard,
             self.stage_directions,
             self.cap,
             self.tts,
+            self.hold,
             self.transport.output(),
             self.assistant_aggregator,
         ]
@@ -120,12 +135,14 @@ def user_turn_params(
     state: TurnState,
     models: Models,
     listeners: list[VADListener] | None = None,
+    preemption: PreemptionStats | None = None,
 ) -> LLMUserAggregatorParams:
     """VAD, turn start (barge-in guard) and turn stop (smart-turn) for one avatar.
 
     ``listeners`` hear the VAD's transitions first-hand (see ``processors.vad_events``); so
     does the turn state, which is where the barge-in guard learns whether the person is still
-    talking.
+    talking. ``preemption``: replies start while smart-turn confirms the turn, counted here
+    (``processors.preemptive_turn``).
     """
     heard = VADListener(
         on_start=lambda: state.user_heard(True),
@@ -144,11 +161,14 @@ def user_turn_params(
         ),
     )
     if turns.smart_turn:
-        stop = TurnAnalyzerUserTurnStopStrategy(
-            turn_analyzer=models.turn_analyzer(
-                SmartTurnParams(stop_secs=turns.smart_turn_max_wait_secs)
+        wait = turns.smart_turn_max_wait_secs
+        analyzer = models.turn_analyzer(SmartTurnParams(stop_secs=wait))
+        if preemption is not None:
+            stop = PreemptiveTurnStopStrategy(
+                turn_analyzer=analyzer, max_wait_secs=wait, stats=preemption
             )
-        )
+        else:
+            stop = SmartTurnStopStrategy(turn_analyzer=analyzer, max_wait_secs=wait)
     else:
         stop = SpeechTimeoutUserTurnStopStrategy(user_speech_timeout=turns.vad_stop_secs)
     start = GuardedUserTurnStartStrategy(
@@ -172,6 +192,13 @@ class LocalLLMService(OpenAILLMService):
     Neither knows the "developer" role that Pipecat uses for instructions it adds mid-talk
     (e.g. "resume after a noise"): llama.cpp's servers answer 500 to it, Ollama ignores it.
     As Pipecat's own Ollama service does, such messages are sent as user messages.
+
+    Preemptive replies (``processors.preemptive_turn``) stream on to the TTS at once: the
+    hold is after the TTS (``processors.reply_hold``), so the first sentence is synthesized
+    while the turn is being confirmed. Each reply is announced with a ``ReplyStartFrame``
+    saying whether it answers an unconfirmed turn; a withdrawn one is stopped and flushed
+    from everything below with an interruption that goes downstream only (the person is
+    still mid-turn: nothing above may lose what it heard).
     """
 
     supports_developer_role = False
@@ -181,6 +208,7 @@ class LocalLLMService(OpenAILLMService):
         self._keep_connections = keep_connections  # read by create_client, from super()
         super().__init__(**kwargs)
         self._held_for_interruption: list[tuple[Frame, FrameDirection]] | None = None
+        self._speculation_gate = _SpeculationFlag(name=f"{self}::speculation")
 
     def create_client(
         self,
@@ -219,8 +247,19 @@ class LocalLLMService(OpenAILLMService):
         self._held_for_interruption = []
         await super()._start_interruption()
 
+    async def _handle_eager_end_of_turn_cancel(self, frame: EagerEndOfTurnCancelFrame):
+        if not self._speculation_gate.is_speculating:
+            return
+        logger.debug(f"{self}: the preemptive reply was withdrawn; stopping it")
+        await self._start_interruption()
+        await self.stop_all_metrics()
+        await self.push_frame(InterruptionFrame())
+
     async def push_frame(self, frame: Frame, direction: FrameDirection = FrameDirection.DOWNSTREAM):
         """Push a frame, holding the cancelled reply's last frames behind its interruption."""
+        if isinstance(frame, LLMFullResponseStartFrame):
+            preemptive = self._speculation_gate.is_speculating
+            await super().push_frame(ReplyStartFrame(preemptive=preemptive), direction)
         held = self._held_for_interruption
         if held is not None and not isinstance(frame, InterruptionFrame):
             held.append((frame, direction))
@@ -230,6 +269,17 @@ class LocalLLMService(OpenAILLMService):
             self._held_for_interruption = None
             for f, d in held:
                 await super().push_frame(f, d)
+
+
+class _SpeculationFlag(SpeculationGate):
+    """Pipecat's speculation gate without the holding.
+
+    It still knows whether the reply in flight answers an unconfirmed turn; the hold itself
+    is ``processors.reply_hold``, after the TTS.
+    """
+
+    def _begin(self) -> list:
+        return []
 
 
 def build_llm(

@@ -37,10 +37,14 @@ from memory.prompting import FACTS_HEADER, Profile, profile_for
 from memory.recall import SCAFFOLDING
 from memory.session import SessionMemory, epoch
 from processors.answer_prefill import AnswerPrefill
+from processors.emotion_tags import EmotionTagFilter
+from processors.face_cues import FaceCueSender
 from processors.memory_retrieval import MemoryRetrieval
 from processors.piper_tts import LocalPiperTTSService
 from processors.playback_gate import PlaybackGate
+from processors.preemptive_turn import PreemptionStats
 from processors.reply_cap import ReplyCap
+from processors.reply_hold import PreemptiveReplyHold
 from processors.reply_text import ReplyTextRecorder
 from processors.scaffolding_guard import ScaffoldingGuard
 from processors.stage_directions import StageDirectionFilter
@@ -129,9 +133,13 @@ class VoiceSession:
         if turn_taking.barge_in and turn_taking.pause_on_speech:
             gate = PlaybackGate(self.turns, name=self.id)
         self.transport = transport(audio_out_filter=gate)
+        # Preemptive replies (processors.preemptive_turn) need smart-turn's wait to overlap.
+        preemptive = turn_taking.preemptive_replies and turn_taking.smart_turn
+        self.preemption = PreemptionStats() if preemptive else None
         self.stt = WhisperCppSTTService(
             whisper=runtime.models.transcriber(),
             interim_interval_secs=runtime.settings.stt_interim_secs,
+            enable_eager_end_of_turn=preemptive,
         )
         # The STT starts transcribing when speech pauses; the bot's voice pauses when the user
         # starts talking (and resumes if it was only a noise).
@@ -143,7 +151,9 @@ class VoiceSession:
             )
         aggregators = LLMContextAggregatorPair(
             self.context,
-            user_params=user_turn_params(turn_taking, self.turns, runtime.models, listeners),
+            user_params=user_turn_params(
+                turn_taking, self.turns, runtime.models, listeners, self.preemption
+            ),
         )
         self.retrieval = None
         profile = profile_for(backend.kind, backend.model, avatar.llm.memory_prompt)
@@ -164,6 +174,7 @@ class VoiceSession:
             llm=build_llm(avatar, backend, llm_slot),
             prefill=AnswerPrefill(lambda: retrieval.prefill) if retrieval else None,
             reply_text=self.reply_text,
+            emotions=EmotionTagFilter(),
             guard=ScaffoldingGuard(
                 (avatar.system_prompt(), *SCAFFOLDING, FACTS_HEADER, RESUME_AFTER_NOISE_PROMPT)
             ),
@@ -174,13 +185,18 @@ class VoiceSession:
                 syn_config=avatar.voice.synthesis_config(),
                 voice_name=avatar.voice.piper_voice,
             ),
+            hold=PreemptiveReplyHold() if preemptive else None,
             assistant_aggregator=aggregators.assistant(),
         )
         self.latency = TurnLatencyObserver(session=self.id)
         self.worker = PipelineWorker(
             self.graph.pipeline(),
             params=PipelineParams(enable_metrics=True, enable_usage_metrics=True),
-            observers=[self.latency, self.turns],
+            observers=[
+                self.latency,
+                self.turns,
+                FaceCueSender(lambda data: self.worker.rtvi.send_server_message(data)),
+            ],
             idle_timeout_secs=idle_timeout_secs,
             name=self.id,
         )
@@ -309,10 +325,11 @@ class VoiceSession:
 
     async def _on_turn_latency(self, latency: TurnLatency) -> None:
         self.last_latency = latency
+        data = {"type": "turn-latency", **latency.as_dict()}
+        if self.preemption:  # so far this call: how many preemptive replies were kept
+            data["preemption"] = self.preemption.as_dict()
         # Shown under the transcript on the page (RTVI server message).
-        await self.worker.queue_frame(
-            RTVIServerMessageFrame(data={"type": "turn-latency", **latency.as_dict()})
-        )
+        await self.worker.queue_frame(RTVIServerMessageFrame(data=data))
 
     # -- the call's life ---------------------------------------------------------------------
 

@@ -7,7 +7,10 @@ Consumes: ``InputAudioRawFrame`` (16-bit mono PCM), ``VADUserStartedSpeakingFram
 ``VADUserStoppedSpeakingFrame`` (from the user aggregator's VAD, broadcast upstream/downstream);
 ``speech_paused()`` / ``speech_resumed()`` calls from the VAD analyzer.
 Emits: ``TranscriptionFrame`` (final, one per utterance), ``InterimTranscriptionFrame`` (while
-the user is still speaking, only when the model is idle), ``ErrorFrame`` on failure.
+the user is still speaking, only when the model is idle), ``ErrorFrame`` on failure. With
+``enable_eager_end_of_turn``: ``EagerTranscriptionFrame`` when the early pass (below) is done
+before the VAD's stop window is (preemptive replies start on it: ``processors.preemptive_turn``,
+which also decides when one no longer applies).
 Event ``on_final_transcript(service, text)``: fired (awaited) as each final transcript is
 ready, before it is pushed; memory retrieval uses it to start searching while the turn ends.
 
@@ -57,6 +60,7 @@ from pipecat.processors.frame_processor import FrameDirection
 from pipecat.services.settings import STTSettings
 from pipecat.services.stt_service import SegmentedSTTService
 from pipecat.transcriptions.language import Language
+from pipecat.turns.eager_end_of_turn_mixin import EagerEndOfTurnSTTServiceMixin
 from pipecat.utils.time import time_now_iso8601
 
 # Whisper's encoder sees 50 positions per second of audio (1500 for 30 s).
@@ -215,11 +219,13 @@ def clean_transcript(text: str) -> str:
     return stripped
 
 
-class WhisperCppSTTService(SegmentedSTTService):
+class WhisperCppSTTService(EagerEndOfTurnSTTServiceMixin, SegmentedSTTService):
     """Segmented STT on a shared whisper.cpp model.
 
     Args:
         whisper: the loaded model (one per process, see ``SharedWhisper``).
+        enable_eager_end_of_turn: report the early transcript as soon as it is ready (see
+            the module docstring); off, it is used only once the VAD reports the stop.
         interim_interval_secs: how often to emit interim transcripts while the user speaks;
             0 disables them.
         ttfs_p99_latency: measured p99 from end of speech to final transcript (seconds).
@@ -293,12 +299,19 @@ class WhisperCppSTTService(SegmentedSTTService):
         # Returned, not raised: Pipecat's task manager logs and swallows a task's exception,
         # and the turn would then end with nothing heard and nothing said about why.
         try:
-            return await self._transcribe(pcm)
+            text = await self._transcribe(pcm)
         except Exception as e:
             return e
+        # Still silent and the stop not reported yet: the reply may start on these words.
+        if self._early_valid and self._user_speaking and (eager := clean_transcript(text or "")):
+            await self._push_eager_end_of_turn(eager, user_id=self._user_id, language=Language.EN)
+        return text
 
     def speech_resumed(self) -> None:
         """Speech came back before the stop: the early transcript is missing words."""
+        # An early transcript already reported stays: the next one (at the next pause) or the
+        # committed one decides whether the reply started on it still applies (a breath, or a
+        # sound with no words, changes nothing).
         self._early_valid = False
 
     def _take_early(self) -> asyncio.Task | None:
@@ -364,6 +377,7 @@ class WhisperCppSTTService(SegmentedSTTService):
         finally:
             await self.stop_processing_metrics()
         text = clean_transcript(text or "")
+        self._clear_eager_end_of_turn()  # the committed transcript settles it either way
         if text:
             logger.debug(f"{self}: user said: {text!r}")  # private: DEBUG only
             await self._call_event_handler("on_final_transcript", text)

@@ -45,18 +45,27 @@ VAD_WINDOW_MS = 32  # Silero's analysis window at 16 kHz (512 samples)
 
 @dataclass
 class Utterance:
-    """Something the person says (``text`` "" for a cough or a noise), in scripted seconds."""
+    """Something the person says (``text`` "" for a cough or a noise), in scripted seconds.
+
+    ``early_text``: what the first transcription of it gives (the STT's early pass, at the
+    first silent frame), when that differs from the final one. ``complete``: whether
+    smart-turn judges the turn over when this was the last thing said. ``of``: a short
+    sound that continues an earlier utterance (:meth:`Script.blip`), transcribed as it.
+    """
 
     index: int
     text: str
     at: float
     duration: float
     stt_delay: float
+    early_text: str | None = None
+    complete: bool = True
+    of: int | None = None
 
     @property
     def amplitude(self) -> int:
         """The tone's amplitude, which tells the transcriber who this is."""
-        return (self.index + 3) * AMPLITUDE_STEP
+        return ((self.index if self.of is None else self.of) + 3) * AMPLITUDE_STEP
 
 
 @dataclass
@@ -94,18 +103,36 @@ class Script:
     tts_ttfb: float = 0.1
     utterances: list[Utterance] = field(default_factory=list)
     replies: list[Reply] = field(default_factory=list)
+    last_heard: Utterance | None = None  # what was transcribed last (smart-turn's cue)
+    _transcribed: set[int] = field(default_factory=set)
 
     def say(
-        self, text: str, *, at: float, duration: float | None = None, stt_delay: float = 0.15
+        self,
+        text: str,
+        *,
+        at: float,
+        duration: float | None = None,
+        stt_delay: float = 0.15,
+        early_text: str | None = None,
+        complete: bool = True,
     ) -> Utterance:
         """The person says ``text`` from ``at`` for ``duration`` (default ~3 words a second)."""
         if self.utterances and at < self.utterances[-1].at + self.utterances[-1].duration:
             raise ValueError("utterances must not overlap")
         words = len(text.split())
         duration = duration if duration is not None else max(0.3, words / 3.0)
-        utterance = Utterance(len(self.utterances), text, at, duration, stt_delay)
+        utterance = Utterance(
+            len(self.utterances), text, at, duration, stt_delay, early_text, complete
+        )
         self.utterances.append(utterance)
         return utterance
+
+    def blip(self, of: Utterance, *, at: float, duration: float) -> Utterance:
+        """A short sound going on with ``of`` (a breath, a trailing syllable): the VAD hears
+        speech resume before its stop, and the transcript is ``of``'s final text."""
+        blip = self.say("", at=at, duration=duration)
+        blip.of = of.index
+        return blip
 
     def noise(self, *, at: float, duration: float) -> Utterance:
         """A cough or a door: sound the VAD hears, with no words in it."""
@@ -174,6 +201,14 @@ class Script:
         index = round(amplitude / AMPLITUDE_STEP) - 3
         return self.utterances[index] if 0 <= index < len(self.utterances) else None
 
+    def transcribed(self, utterance: Utterance) -> str:
+        """What a transcription of ``utterance`` gives: its early text the first time."""
+        self.last_heard = utterance
+        if utterance.index in self._transcribed or utterance.early_text is None:
+            return utterance.text
+        self._transcribed.add(utterance.index)
+        return utterance.early_text
+
     def reply_to(self, messages: list[dict[str, Any]]) -> Reply:
         """The scripted reply for a conversation (by its last user message)."""
         last = next((m for m in reversed(messages) if m.get("role") == "user"), {})
@@ -220,8 +255,9 @@ class ScriptedTranscriber:
         utterance = self.script.heard(audio)
         if utterance is None:
             return ""
+        text = self.script.transcribed(utterance)
         time.sleep(self.script.secs(utterance.stt_delay))
-        return utterance.text
+        return text
 
 
 class ScriptedVoice:
@@ -232,7 +268,9 @@ class ScriptedVoice:
         self.config = SimpleNamespace(sample_rate=sample_rate)
         self._amplitude = amplitude
 
-    def synthesize(self, text: str, syn_config: Any = None) -> Iterator[SimpleNamespace]:
+    def synthesize(
+        self, text: str, syn_config: Any = None, **_options: Any
+    ) -> Iterator[SimpleNamespace]:
         """Chunks of 40 ms audio (``audio_int16_bytes``), the first after the voice's TTFB."""
         time.sleep(self.script.secs(self.script.tts_ttfb))
         seconds = self.script.secs(len(text.split()) / self.script.words_per_sec)
@@ -243,11 +281,17 @@ class ScriptedVoice:
             yield SimpleNamespace(audio_int16_bytes=tone[: min(chunk, total - start)].tobytes())
 
 
-class _AlwaysComplete:
-    """Smart-turn's ONNX session, judging every turn complete."""
+class _ScriptedTurnModel:
+    """Smart-turn's ONNX session, judging a turn complete unless the script says the last
+    thing transcribed was not (``Utterance.complete``)."""
+
+    def __init__(self, script: Script):
+        self.script = script
 
     def run(self, _outputs: Any, _feeds: dict[str, Any]) -> list[np.ndarray]:
-        return [np.array([[0.9]], dtype=np.float32)]
+        last = self.script.last_heard
+        complete = last is None or last.complete
+        return [np.array([[0.9 if complete else 0.1]], dtype=np.float32)]
 
 
 class ScriptedModels:
@@ -268,7 +312,7 @@ class ScriptedModels:
         return ScriptedVADModel()
 
     def turn_analyzer(self, params: SmartTurnParams) -> SharedSmartTurnAnalyzer:
-        return SharedSmartTurnAnalyzer(session=_AlwaysComplete(), params=params)
+        return SharedSmartTurnAnalyzer(session=_ScriptedTurnModel(self.script), params=params)
 
     def embedder(self) -> Any:
         raise RuntimeError("a scripted runtime has no memory (settings.memory is off)")

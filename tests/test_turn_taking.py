@@ -304,3 +304,94 @@ async def test_prompt_text_markup_and_rambling_never_reach_the_voice_or_the_tran
     # Only the kept words were voiced: 4 + 11 words at 3 words a second (the action's two
     # words would add 0.7 s). Known issue: the transcript keeps the action's text (README).
     assert c.voiced(0.0, 16.0) == pytest.approx(15 / 3, abs=0.35)
+
+
+# ---------- preemptive replies (processors.preemptive_turn) ----------
+
+
+def _user_messages(c: Call) -> list[str]:
+    return [str(m.get("content")) for m in c.session.context.get_messages() if m["role"] == "user"]
+
+
+async def test_a_pause_mid_sentence_gets_one_answer_to_the_whole_sentence(call):
+    script = Script(speed=SPEED)
+    half = script.say("What is the capital", at=0.5, duration=1.2, complete=False)
+    script.say("of France?", at=half.at + half.duration + 0.4, duration=0.7)  # a 400 ms pause
+    script.answer("Paris is the capital of France.", to="of France")
+    script.answer("Capitals are where governments sit.", to="capital")
+    c = await call(script)
+
+    reply = await c.until(lambda: c.events("reply"), 10, "the answer")
+    await c.until(lambda: c.events("bot_stopped"), 3, "the voice to stop")
+    # A reply was started on half the sentence, at the pause (smart-turn still waiting) ...
+    asked = [r.messages[-1]["content"] for r in c.llm.requests]
+    assert "What is the capital" in asked, asked
+    # ... and thrown away unheard when the person went on: one turn, one answer, to all of it.
+    assert [e.kind for e in c.session.turns.events if e.kind == "user_stopped"] == ["user_stopped"]
+    assert c.events("user_stopped")[0].text == "What is the capital of France?"
+    assert [r.text for r in reply] == ["Paris is the capital of France."]
+    assert c.voiced(0.0, 2.8) == 0.0, "the preemptive reply to half the sentence was heard"
+    assert c.voiced(2.8, 9.0) == pytest.approx(2.0, abs=0.3)  # the whole answer, once
+    assert _user_messages(c) == ["What is the capital of France?"]
+    assert [t.text for t in c.session.turns.transcript] == [
+        "What is the capital of France?",
+        "Paris is the capital of France.",
+    ]
+    stats = c.session.preemption
+    assert stats and stats.withdrawn >= 1 and stats.last_withdrawn >= 1
+
+
+async def test_a_preemptive_reply_on_words_that_then_change_is_started_again(call):
+    script = Script(speed=SPEED)
+    question = script.say(
+        "What is the capital of France?",
+        at=0.5,
+        duration=1.5,
+        stt_delay=0.05,  # the early pass is done well inside the stop window
+        early_text="What is the capital",
+    )
+    # A trailing sound inside the stop window: the final transcript covers it.
+    script.blip(question, at=2.1, duration=0.25)
+    script.answer("Paris is the capital of France.", to="of France")
+    script.answer("Capitals are where governments sit.", to="capital")
+    c = await call(script)
+
+    reply = await c.until(lambda: c.events("reply"), 10, "the answer")
+    await c.until(lambda: c.events("bot_stopped"), 3, "the voice to stop")
+    asked = [r.messages[-1]["content"] for r in c.llm.requests]
+    assert asked == ["What is the capital", "What is the capital of France?"], asked
+    assert [r.text for r in reply] == ["Paris is the capital of France."]
+    assert c.voiced(2.0, 9.0) == pytest.approx(2.0, abs=0.3)  # one answer's worth of voice
+    messages = [(m["role"], m["content"]) for m in c.session.context.get_messages()]
+    assert messages == [
+        ("user", "What is the capital of France?"),
+        ("assistant", "Paris is the capital of France."),
+    ]
+    stats = c.session.preemption
+    assert stats and stats.regenerated == 1 and stats.kept == 1 and stats.last == "kept"
+
+
+async def test_a_confirmed_turn_plays_the_reply_started_before_it(call):
+    script = Script(speed=SPEED)
+    script.say("What is the capital of France?", at=0.5, duration=1.5, stt_delay=0.05)
+    script.answer("Paris is the capital of France.", to="capital", ttft=0.1)
+    c = await call(script)
+
+    await c.until(lambda: c.events("reply"), 8, "the answer")
+    # Started from the early transcript, before the stop window ended: one request, kept.
+    assert len(c.llm.requests) == 1
+    stats = c.session.preemption
+    assert stats and (stats.started, stats.kept, stats.last) == (1, 1, "kept")
+
+
+async def test_with_preemptive_replies_off_the_reply_starts_after_the_turn(call):
+    script = Script(speed=SPEED)
+    script.say("What is the capital of France?", at=0.5, duration=1.5, stt_delay=0.05)
+    script.answer("Paris is the capital of France.", to="capital")
+    lumina = BUILTIN_AVATARS.load("lumina")
+    off = lumina.turn_taking.model_copy(update={"preemptive_replies": False})
+    c = await call(script, lumina.model_copy(update={"turn_taking": off}))
+
+    reply = await c.until(lambda: c.events("reply"), 8, "the answer")
+    assert reply[0].text == "Paris is the capital of France."
+    assert c.session.preemption is None and len(c.llm.requests) == 1

@@ -205,3 +205,12 @@ def test_loop_lag_monitor_reports_recent_and_worst_lateness():
     assert lag.stats() == {"recent_max_ms": 900.0, "max_ms": 900.0}
     lag.record(15.0, now=170.0)  # the 900 ms sample is now older than the window
     assert lag.stats() == {"recent_max_ms": 20.0, "max_ms": 900.0}
+
+
+def test_a_transcript_stopping_on_of_or_the_is_not_an_end_of_turn():
+    from processors.smart_turn_stop import ends_unfinished
+
+    for text in ("Could you tell me the name of?", "I went to the", "Tea and", "My cat, um..."):
+        assert ends_unfinished(text), text
+    for text in ("Where are you from?", "What is it?", "Tell me a joke.", "", "Okay!"):
+        assert not ends_unfinished(text), text

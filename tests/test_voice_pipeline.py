@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import time
 
+import numpy as np
 import pytest
 from pipecat.frames.frames import (
     InterruptionFrame,
@@ -22,8 +23,9 @@ from pipecat.observers.base_observer import BaseObserver, FramePushed
 from bots.config import BUILTIN_AVATARS
 from bots.session import VoiceSession
 from testkit.harness import ScriptedTransport
+from testkit.heard import transcribe_played
 from testkit.net import wait_for
-from testkit.speech import piper_say
+from testkit.speech import piper_say, trim_silence
 from testkit.wer import wer
 
 pytestmark = pytest.mark.slow
@@ -102,6 +104,37 @@ async def test_spoken_question_is_transcribed_and_answered_out_loud(lumina: Runn
     assert bot_speech > 0.5, f"only {bot_speech:.2f}s of audible bot speech"
     assert first_audio_after < 10
     assert lumina.session.latency.turns, "a latency breakdown is logged for the turn"
+
+
+async def test_a_pause_mid_sentence_gets_one_answer_to_the_whole_sentence(lumina: Running):
+    """Preemptive replies (processors.preemptive_turn): one may start at the pause, but none
+    is heard; the one answer is to the whole sentence."""
+    first, rest = "Could you tell me the name of", "the largest planet in our solar system?"
+    pause = np.zeros(int(0.4 * 16000), dtype=np.int16)
+    started = time.time()
+    await lumina.transport.mic.say(
+        np.concatenate([trim_silence(piper_say(first)), pause, trim_silence(piper_say(rest))])
+    )
+    spoke_at = lumina.transport.mic.speech_ended_at
+    await wait_for(lambda: lumina.turns("assistant"), 60, "the bot to finish its answer")
+    await asyncio.sleep(1.0)  # nothing else follows
+
+    whole = f"{first} {rest}"
+    [user] = lumina.turns("user")
+    assert wer(whole, user.text) <= 0.25, f"transcribed {user.text!r}"
+    [answer] = lumina.turns("assistant")
+    assert answer.text.strip() and not answer.interrupted
+    asked = [m["content"] for m in lumina.session.context.get_messages() if m["role"] == "user"]
+    assert asked == [user.text]
+    # Nothing was heard before the person finished, and what was heard is the one answer.
+    early = [round(c.at - spoke_at, 2) for c in lumina.transport.voiced(since=started)]
+    early = [t for t in early if t < 0]
+    assert not early, f"bot audio {early[:5]} s before the person finished"
+    heard = transcribe_played(
+        lumina.session.runtime.models.transcriber(), lumina.transport.voiced(since=spoke_at)
+    )
+    assert wer(answer.text, heard) <= 0.35, f"heard {heard!r}, recorded {answer.text!r}"
+    print(f"preemption: {lumina.session.preemption}")
 
 
 async def test_talking_over_the_bot_stops_its_audio_and_keeps_only_what_was_heard(
