@@ -31,6 +31,7 @@ from bench.latency_report import (
     HOW_MEASURED,
     comparison_table,
     concurrency_table,
+    paused_table,
     pct,
     plot_concurrency,
     summarize,
@@ -53,7 +54,7 @@ from bench.servers import (
     peer_bot,
     tree_rss,
 )
-from bench.utterances import UTTERANCES, synthesize, trim_silence
+from bench.utterances import PAUSED, UTTERANCES, synthesize, synthesize_paused, trim_silence
 from bots.runtime import run
 from testkit.webrtc_client import BotCall, call_bot
 
@@ -72,6 +73,32 @@ def load_clips() -> tuple[list[Clip], Clip]:
         Clip(text, synthesize(text, engine, opts), engine) for text, engine, opts in UTTERANCES
     ]
     return clips, Clip(INTERRUPTION, trim_silence(piper_say(INTERRUPTION)))
+
+
+def load_paused_clips() -> list[Clip]:
+    """Sentences said with a pause in the middle (``bench.utterances.PAUSED``)."""
+    return [Clip(f"{a} {b}", synthesize_paused(a, b), "piper-paused") for a, b in PAUSED]
+
+
+async def run_paused(name: str, base_url: str, clips: list[Clip]) -> list[dict]:
+    """One session of mid-sentence-pause turns: the answer must wait for the whole sentence.
+
+    ``run_turn`` marks a turn "bot talked while the user was speaking" when any voiced bot
+    audio arrives during the clip, i.e. in the pause: an answer to half a sentence.
+    """
+    records: list[dict] = []
+    call, _ = await open_call(base_url)
+    try:
+        await warm_up(call, clips[-1])
+        for clip in clips:
+            rec = await run_turn(call, clip, None)
+            records.append(rec.as_dict())
+            print(f"  {name} paused: {brief(rec)}", flush=True)
+            if rec.call_lost:
+                break
+    finally:
+        await call.close()
+    return records
 
 
 async def open_call(base_url: str) -> tuple[BotCall, float]:
@@ -273,6 +300,15 @@ def run_all(args: argparse.Namespace, results: dict, servers: dict[str, Server])
     bots.pop("peer_llm_server", None)
     print(f"{args.turns} turns per bot, alternating {', '.join(bots)}", flush=True)
     run_sequential(bots, clips, interruption, args.turns, results)
+    paused = load_paused_clips()
+    for name, base_url in bots.items():
+        print(f"{name}: {len(paused)} sentences with a pause in the middle", flush=True)
+        try:
+            results["paused"][name] = run(run_paused(name, base_url, paused))
+        except RuntimeError as e:
+            print(f"  {name}: {e}", flush=True)
+            results["paused"][name] = [failed_turn(c, f"connect: {e}") for c in paused]
+        save_partial(results)
     if "peer" in servers and not args.peer_concurrency:
         servers["peer"].stop()  # an idle bot process is one more thing on the CPU
     bench_concurrency("ours", servers["ours"], clips, args, results)
@@ -317,6 +353,9 @@ def write_outputs(results: dict) -> None:
             per_call=TURNS_PER_CALL,
         ),
     ]
+    if results.get("paused"):
+        md += ["## A pause mid-sentence (never answer half a sentence)", ""]
+        md += [paused_table(results["paused"]), ""]
     for name, rows in results["concurrency"].items():
         if rows:
             each = rows[0]["turns_per_session"]
@@ -351,7 +390,7 @@ def main(argv: list[str] | None = None) -> int:
     """Run everything; every server is stopped on the way out."""
     argv = sys.argv[1:] if argv is None else argv
     args = parse_args(argv)
-    results: dict = {"machine": machine_info(argv), "systems": {}, "concurrency": {}}
+    results: dict = {"machine": machine_info(argv), "systems": {}, "concurrency": {}, "paused": {}}
     results["idle_rss_mb"] = {}
     results["settings"] = {"voiced_rms": VOICED_RMS, "turns_per_call": TURNS_PER_CALL}
     llm_port = free_port()

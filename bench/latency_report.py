@@ -152,6 +152,29 @@ def comparison_table(ours: dict, peer: dict | None) -> str:
     return "\n".join(lines)
 
 
+def paused_table(systems: dict[str, list[dict]]) -> str:
+    """Markdown: sentences said with a pause in the middle, per system.
+
+    "Answered half" counts turns where bot audio arrived during the pause (the turn's error
+    "bot talked while the user was speaking"); v2v is from the end of the whole sentence.
+    """
+    lines = [
+        "| system | turns | answered half | v2v p50 | transcript WER | other errors |",
+        "|---|---|---|---|---|---|",
+    ]
+    early = "bot talked while the user was speaking"
+    for name, records in systems.items():
+        half = sum(r["error"] == early for r in records)
+        other = sum(bool(r["error"]) and r["error"] != early for r in records)
+        v2v = pct([r["v2v_ms"] for r in records], 50)
+        w = wer([r["text"] for r in records], [r["heard_text"] for r in records])
+        lines.append(
+            f"| {name} | {len(records)} | {half} | {_cell(v2v)} "
+            f"| {_cell(round(w, 3) if w is not None else None, 'wer')} | {other} |"
+        )
+    return "\n".join(lines)
+
+
 def concurrency_table(rows: list[dict]) -> str:
     """Markdown: voice-to-voice and memory vs simultaneous sessions."""
     lines = [

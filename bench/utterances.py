@@ -29,3 +29,19 @@ def synthesize(text: str, engine: str, opts: dict) -> np.ndarray:
     """int16 mono 16 kHz speech for one utterance, without leading or trailing silence."""
     say: Callable[..., np.ndarray] = piper_say if engine == "piper" else espeak_say
     return trim_silence(say(text, **opts))
+
+
+# Said with a pause in the middle (PAUSE_SECS of silence after the first part): the bot must
+# wait for the whole sentence. Each first part ends where a sentence cannot (issue 19).
+PAUSE_SECS = 0.45
+PAUSED: list[tuple[str, str]] = [
+    ("Could you tell me the name of", "the largest planet in our solar system?"),
+    ("I was wondering if you could recommend", "a good book for a long train journey."),
+    ("What do you think is the best way to", "learn to play the piano as an adult?"),
+]
+
+
+def synthesize_paused(first: str, rest: str, pause_secs: float = PAUSE_SECS) -> np.ndarray:
+    """Two halves of a sentence (Piper) with ``pause_secs`` of digital silence between them."""
+    gap = np.zeros(int(pause_secs * 16000), dtype=np.int16)
+    return np.concatenate([trim_silence(piper_say(first)), gap, trim_silence(piper_say(rest))])

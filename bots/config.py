@@ -114,6 +114,11 @@ class TurnTakingConfig(_Strict):
     default is 3 s; smart-turn v3 calls some complete sentences incomplete (one of the ten
     benchmark utterances, every time), so this is paid in full there. 0.8 s still lets a
     person pause mid-thought."""
+    smart_turn_min_silence_secs: Annotated[float, Field(ge=0.0, le=2.0)] = 0.5
+    """Silence after the speech before a turn smart-turn calls complete ends (the VAD stops
+    after ``vad_stop_secs``). Longer, so a short pause mid-sentence is not taken for the end;
+    the transcript takes about as long, and a preemptive reply is made meanwhile. Capped at
+    ``smart_turn_max_wait_secs``."""
     preemptive_replies: bool = True
     """Start the reply on the words heard so far while smart-turn is still confirming the
     turn, and play it once the turn is confirmed; if the person goes on, it is thrown away

@@ -150,6 +150,21 @@ def user_turn_params(
         on_pause=lambda: state.user_heard(False),
         on_stop=lambda: state.user_heard(False),
     )
+    if turns.smart_turn:
+        wait = turns.smart_turn_max_wait_secs
+        analyzer = models.turn_analyzer(SmartTurnParams(stop_secs=wait))
+        waits = {"max_wait_secs": wait, "min_silence_secs": turns.smart_turn_min_silence_secs}
+        if preemption is not None:
+            stop = PreemptiveTurnStopStrategy(turn_analyzer=analyzer, stats=preemption, **waits)
+        else:
+            stop = SmartTurnStopStrategy(turn_analyzer=analyzer, **waits)
+        # A sound after the stop holds the turn end until the VAD confirms or dismisses it.
+        listeners = [
+            *(listeners or []),
+            VADListener(on_onset=stop.sound_onset, on_false_start=stop.sound_false_start),
+        ]
+    else:
+        stop = SpeechTimeoutUserTurnStopStrategy(user_speech_timeout=turns.vad_stop_secs)
     vad = ReportingSileroVAD(
         model=models.vad_model(),
         listeners=[heard, *(listeners or [])],
@@ -160,17 +175,6 @@ def user_turn_params(
             min_volume=turns.vad_min_volume,
         ),
     )
-    if turns.smart_turn:
-        wait = turns.smart_turn_max_wait_secs
-        analyzer = models.turn_analyzer(SmartTurnParams(stop_secs=wait))
-        if preemption is not None:
-            stop = PreemptiveTurnStopStrategy(
-                turn_analyzer=analyzer, max_wait_secs=wait, stats=preemption
-            )
-        else:
-            stop = SmartTurnStopStrategy(turn_analyzer=analyzer, max_wait_secs=wait)
-    else:
-        stop = SpeechTimeoutUserTurnStopStrategy(user_speech_timeout=turns.vad_stop_secs)
     start = GuardedUserTurnStartStrategy(
         state,
         barge_in=turns.barge_in,

@@ -179,6 +179,7 @@ class Script:
                 "vad_stop_secs": self.secs(t.vad_stop_secs),
                 "vad_min_volume": 0.0,
                 "smart_turn_max_wait_secs": self.secs(t.smart_turn_max_wait_secs),
+                "smart_turn_min_silence_secs": self.secs(t.smart_turn_min_silence_secs),
                 "turn_stop_timeout_secs": max(0.5, self.secs(t.turn_stop_timeout_secs)),
                 "barge_in_grace_ms": round(self.secs(t.barge_in_grace_ms)),
                 "barge_in_min_speech_ms": round(min_speech_ms),

@@ -341,6 +341,25 @@ async def test_a_pause_mid_sentence_gets_one_answer_to_the_whole_sentence(call):
     assert stats and stats.withdrawn >= 1 and stats.last_withdrawn >= 1
 
 
+async def test_a_pause_after_words_that_sound_finished_is_not_an_end_of_turn(call):
+    """Smart-turn calls "Tell me a story" complete, but 400 ms of silence is too short for a
+    turn end (``smart_turn_min_silence_secs``): one turn, and the answer is to all of it.
+    In real time: the VAD's 32 ms windows do not shrink with a speed factor."""
+    script = Script(speed=1.0)
+    half = script.say("Tell me a story", at=0.5, duration=1.0, stt_delay=0.05)
+    script.say("about a dragon.", at=half.at + half.duration + 0.4, duration=1.0)
+    script.answer("Once there was a dragon.", to="dragon")
+    script.answer("What kind of story?", to="story")
+    c = await call(script)
+
+    reply = await c.until(lambda: c.events("reply"), 10, "the answer")
+    await c.until(lambda: c.events("bot_stopped"), 3, "the voice to stop")
+    assert [e.text for e in c.events("user_stopped")] == ["Tell me a story about a dragon."]
+    assert [r.text for r in reply] == ["Once there was a dragon."]
+    assert c.voiced(0.0, 2.9) == 0.0, "a reply to half the sentence was heard"
+    assert _user_messages(c) == ["Tell me a story about a dragon."]
+
+
 async def test_a_preemptive_reply_on_words_that_then_change_is_started_again(call):
     script = Script(speed=SPEED)
     question = script.say(

@@ -133,7 +133,9 @@ async def test_a_pause_mid_sentence_gets_one_answer_to_the_whole_sentence(lumina
     heard = transcribe_played(
         lumina.session.runtime.models.transcriber(), lumina.transport.voiced(since=spoke_at)
     )
-    assert wer(answer.text, heard) <= 0.35, f"heard {heard!r}, recorded {answer.text!r}"
+    # Another reply (to half the sentence) would share almost no words with this one; 0.5
+    # leaves room for what whisper tiny makes of the small model's numbers and dashes.
+    assert wer(answer.text, heard) <= 0.5, f"heard {heard!r}, recorded {answer.text!r}"
     print(f"preemption: {lumina.session.preemption}")
 
 
