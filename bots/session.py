@@ -52,6 +52,7 @@ from processors.turn_latency import TurnLatency, TurnLatencyObserver
 from processors.turn_state import TurnState
 from processors.vad_events import VADListener
 from processors.whisper_stt import WhisperCppSTTService
+from transports import output_sample_rate
 
 LLM_APOLOGY = "Sorry, I lost my train of thought there. Could you say that again?"
 STT_APOLOGY = "Sorry, I didn't catch that. Could you say it again?"
@@ -191,7 +192,11 @@ class VoiceSession:
         self.latency = TurnLatencyObserver(session=self.id)
         self.worker = PipelineWorker(
             self.graph.pipeline(),
-            params=PipelineParams(enable_metrics=True, enable_usage_metrics=True),
+            params=PipelineParams(
+                audio_out_sample_rate=output_sample_rate(self.transport),
+                enable_metrics=True,
+                enable_usage_metrics=True,
+            ),
             observers=[
                 self.latency,
                 self.turns,

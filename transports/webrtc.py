@@ -151,6 +151,14 @@ class PacketSizedAudioTrack(RawAudioTrack):
         return super().add_audio_bytes(audio_bytes)
 
 
+# The bot's audio goes out at Opus's own 48 kHz. At Pipecat's default 24 kHz, aiortc's encoder
+# resamples every frame to 48 kHz, and the resampler's delay plus its 20 ms framing put each
+# packet's audio one packet late: a reply's first voiced packet left 37 ms after its first TTS
+# audio, against 13 ms at 48 kHz (client hears it 76 -> 47 ms; bench/output_path.py). Piper's
+# 22050 Hz is resampled once, by the TTS service, straight to this.
+AUDIO_OUT_SAMPLE_RATE = 48000
+
+
 # Pipecat ends a session when one audio write takes longer than this, taking it for a peer
 # that stopped reading (default 10 s). Over SmallWebRTC a write waits for our own aiortc
 # sender to pace the audio out, whatever the peer does, so a slow write means this process
@@ -176,6 +184,7 @@ def webrtc_transport(
             audio_in_enabled=True,
             audio_in_sample_rate=16000,
             audio_out_enabled=True,
+            audio_out_sample_rate=AUDIO_OUT_SAMPLE_RATE,
             audio_out_write_timeout_secs=AUDIO_WRITE_TIMEOUT_SECS,
             audio_out_filter=audio_out_filter,
         ),
