@@ -37,6 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
+from testkit.webrtc_client import frame_rms
 from transports.webrtc import AUDIO_OUT_SAMPLE_RATE
 
 OUT = Path(__file__).parent / "results"
@@ -48,10 +49,6 @@ REPLIES = [
     "Well, it depends on the weather.",
     "Of course! Biscuit is a great name for a dog.",
 ]
-
-
-def _rms(samples: np.ndarray) -> float:
-    return float(np.sqrt(np.mean(samples.astype(np.float64) ** 2))) if samples.size else 0.0
 
 
 class Probes:
@@ -77,14 +74,14 @@ def install_probes(probes: Probes) -> None:
 
     async def timed_recv(self):
         frame = await recv(self)
-        if _rms(frame.to_ndarray()) > VOICED_RMS:
+        if frame_rms(frame) > VOICED_RMS:
             probes.track.append(time.monotonic())
         return frame
 
     encode = OpusEncoder.encode
 
     def timed_encode(self, frame, force_keyframe=False):
-        voiced = _rms(frame.to_ndarray()) > VOICED_RMS
+        voiced = frame_rms(frame) > VOICED_RMS
         out = encode(self, frame, force_keyframe)
         if voiced:
             probes.encoded.append(time.monotonic())
@@ -130,7 +127,7 @@ async def measure(replies: list[bytes], count: int, chunks: int, rate: int) -> l
     from pipecat.pipeline.task import PipelineParams, PipelineTask
     from pipecat.transports.smallwebrtc.connection import SmallWebRTCConnection
 
-    from testkit.webrtc_client import SpeechTrack
+    from testkit.webrtc_client import SpeechTrack, listen
     from transports.webrtc import webrtc_transport
 
     probes = Probes()
@@ -140,18 +137,13 @@ async def measure(replies: list[bytes], count: int, chunks: int, rate: int) -> l
     client.createDataChannel("chat", ordered=True)
     listening: list[asyncio.Task] = []
 
+    def heard(rms: float) -> None:
+        if rms > VOICED_RMS:
+            probes.client.append(time.monotonic())
+
     @client.on("track")
     def _on_track(track):
-        async def listen():
-            while True:
-                try:
-                    frame = await track.recv()
-                except Exception:
-                    return
-                if _rms(frame.to_ndarray()) > VOICED_RMS:
-                    probes.client.append(time.monotonic())
-
-        listening.append(asyncio.create_task(listen()))
+        listening.append(listen(track, heard))
 
     await client.setLocalDescription(await client.createOffer())
     connection = SmallWebRTCConnection()

@@ -14,6 +14,7 @@ import fractions
 import json
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import httpx
@@ -227,6 +228,26 @@ def _detail(resp: httpx.Response) -> str:
         return resp.text
 
 
+def frame_rms(frame: AudioFrame) -> float:
+    """The RMS of a received audio frame (int16 scale)."""
+    samples = frame.to_ndarray().astype(np.float64)
+    return float(np.sqrt(np.mean(samples**2))) if samples.size else 0.0
+
+
+def listen(track: MediaStreamTrack, on_frame: Callable[[float], None]) -> asyncio.Task:
+    """Read a received audio track until it ends, calling ``on_frame`` with each frame's RMS."""
+
+    async def read() -> None:
+        while True:
+            try:
+                frame = await track.recv()
+            except Exception:  # the track ended (MediaStreamError) or the call closed
+                return
+            on_frame(frame_rms(frame))
+
+    return asyncio.create_task(read())
+
+
 async def call_bot(
     base_url: str,
     *,
@@ -280,17 +301,7 @@ async def call_bot(
 
     @pc.on("track")
     def _on_track(track):
-        async def listen():
-            while True:
-                try:
-                    frame = await track.recv()
-                except Exception:
-                    return
-                samples = frame.to_ndarray().astype(np.float64)
-                rms = float(np.sqrt(np.mean(samples**2))) if samples.size else 0.0
-                call.heard.append(Heard(time.time(), rms))
-
-        call._tasks.append(asyncio.create_task(listen()))
+        call._tasks.append(listen(track, lambda rms: call.heard.append(Heard(time.time(), rms))))
 
     offer = await pc.createOffer()
     await pc.setLocalDescription(offer)  # aiortc gathers host candidates here

@@ -33,6 +33,7 @@ from tests.test_page_browser import (
     SCREENSHOTS,
     STATIC,
     needs_chromium,
+    watch_for_errors,
 )
 
 pytestmark = needs_chromium
@@ -82,8 +83,7 @@ def harness(browser, faces: dict[str, dict]):
     context = browser.new_context(viewport={"width": 700, "height": 400})
     page = context.new_page()
     problems: list[str] = []
-    page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
-    page.on("console", lambda m: m.type == "error" and problems.append(f"console: {m.text}"))
+    watch_for_errors(page, problems)
     page.route(f"{HARNESS}/**", _serve_harness)
     page.goto(f"{HARNESS}/tests/face_page.html#{json.dumps(faces)}")
     _wait(page, "window.harnessReady === true", 10, "the harness")
@@ -344,12 +344,8 @@ def _signed_in(browser, base: str, problems: list[str]):
     resp = context.request.post("/api/signup", data={"username": name, "password": PASSWORD})
     assert resp.status == 201, resp.text()
     page = context.new_page()
-    page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
     # (The browser logs the 422 the designer test provokes; that one is expected.)
-    page.on(
-        "console",
-        lambda m: m.type == "error" and "422" not in m.text and problems.append(m.text),
-    )
+    watch_for_errors(page, problems, expected="422")
     return context, page
 
 

@@ -22,7 +22,13 @@ from fastapi.testclient import TestClient
 
 from testkit.net import LOCAL, free_port, wait_http
 from tests.accounts import PASSWORD, sign_up
-from tests.test_page_browser import BROWSER_FLAGS, CHROMIUM, SCREENSHOTS, needs_chromium
+from tests.test_page_browser import (
+    BROWSER_FLAGS,
+    CHROMIUM,
+    SCREENSHOTS,
+    needs_chromium,
+    watch_for_errors,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 STATIC = ROOT / "web" / "static"
@@ -207,11 +213,7 @@ def test_a_memory_shows_why_and_can_be_deleted(memory_server):
         browser = p.chromium.launch(executable_path=CHROMIUM, args=BROWSER_FLAGS, headless=True)
         try:
             page = browser.new_page()
-            page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
-            page.on(
-                "console",
-                lambda m: m.type == "error" and problems.append(f"console: {m.text}"),
-            )
+            watch_for_errors(page, problems)
             # Signed out, the page sends us to sign in, and back here afterwards.
             page.goto(f"{base}/memory?avatar=lumina")
             expect(page).to_have_url(re.compile(r"/login\?next="))

@@ -45,6 +45,24 @@ BROWSER_FLAGS = [
     "--use-fake-ui-for-media-stream",  # grant the mic without a prompt
     "--use-fake-device-for-media-stream",
 ]
+# WebGL on the CPU: SwiftShader through ANGLE (no GPU in CI or in a container).
+WEBGL_FLAGS = ["--use-gl=angle", "--use-angle=swiftshader", "--enable-unsafe-swiftshader"]
+
+
+def watch_for_errors(page, problems: list[str], *, expected: str | None = None) -> None:
+    """Note the page's uncaught errors and console errors in ``problems``.
+
+    ``expected``: a console error containing this text is one the test provokes.
+    """
+    page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
+    page.on(
+        "console",
+        lambda m: (
+            m.type == "error"
+            and not (expected and expected in m.text)
+            and problems.append(f"console: {m.text} ({m.location.get('url')})")
+        ),
+    )
 
 
 @pytest.fixture
@@ -71,14 +89,7 @@ def test_talk_page_shows_the_conversation(lumina_server, question_wav):
         try:
             context = browser.new_context(viewport={"width": 1200, "height": 900})
             page = context.new_page()
-            page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
-            page.on(
-                "console",
-                lambda m: (
-                    m.type == "error"
-                    and problems.append(f"console: {m.text} ({m.location.get('url')})")
-                ),
-            )
+            watch_for_errors(page, problems)
             expect = playwright.expect
             # Signed out, the lobby sends us to sign in; create an account there.
             page.goto(lumina_server)

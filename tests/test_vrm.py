@@ -9,7 +9,6 @@
 
 from __future__ import annotations
 
-import shutil
 import struct
 import time
 from pathlib import Path
@@ -20,6 +19,7 @@ from fastapi.testclient import TestClient
 from testkit.net import LOCAL
 from tests.accounts import sign_up
 from tests.make_vrm import MORPHS, make_glb, make_vrm, make_vrm0, vrm1_json
+from tests.test_page_browser import BROWSER_FLAGS, CHROMIUM, WEBGL_FLAGS
 from web.accounts import AccountStore
 from web.app import create_app
 from web.guards import CSP
@@ -28,7 +28,6 @@ from web.vrm import MAX_VRM_BYTES, VrmError, check_vrm
 ROOT = Path(__file__).resolve().parents[1]
 STATIC = ROOT / "web" / "static"
 TESTS = ROOT / "tests"
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 EMOTIONS = ["angry", "happy", "relaxed", "sad", "surprised"]
 
@@ -244,19 +243,7 @@ def test_uploads_that_are_not_a_usable_vrm_are_refused_saying_why(room):
 
 # --- in a browser ----------------------------------------------------------------------
 
-BROWSER_FLAGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    # WebGL on the CPU: SwiftShader through ANGLE (no GPU in CI or in a container).
-    "--use-gl=angle",
-    "--use-angle=swiftshader",
-    "--enable-unsafe-swiftshader",
-]
+FLAGS = [*BROWSER_FLAGS, *WEBGL_FLAGS]
 ORIGIN = "http://vrm.test"  # nothing listens there: the test answers every request
 TYPES = {".html": "text/html", ".js": "text/javascript", ".css": "text/css"}
 
@@ -310,7 +297,7 @@ def test_vrm_view_draws_both_versions_and_moves_the_mouth_in_chromium():
     models = {"/model.vrm": make_vrm(), "/model0.vrm": make_vrm0(), "/bad.vrm": b"nope"}
     problems: list[str] = []
     with playwright.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=BROWSER_FLAGS, headless=True)
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
         try:
             page = browser.new_page(viewport={"width": 400, "height": 400})
             page.on("pageerror", lambda e: problems.append(f"page error: {e}"))

@@ -24,12 +24,19 @@ import soundfile
 from testkit.speech import SAMPLE_RATE, piper_say
 from tests.accounts import PASSWORD
 from tests.make_vrm import make_vrm
-from tests.test_page_browser import BROWSER_FLAGS, CHROMIUM, SCREENSHOTS, needs_chromium
+from tests.test_page_browser import (
+    BROWSER_FLAGS,
+    CHROMIUM,
+    SCREENSHOTS,
+    WEBGL_FLAGS,
+    needs_chromium,
+    watch_for_errors,
+)
 
 pytestmark = [pytest.mark.slow, needs_chromium]
 
 # WebGL on the CPU: SwiftShader through ANGLE (no GPU in CI or in a container).
-FLAGS = [*BROWSER_FLAGS, "--use-gl=angle", "--use-angle=swiftshader", "--enable-unsafe-swiftshader"]
+FLAGS = [*BROWSER_FLAGS, *WEBGL_FLAGS]
 OPEN = 0.3  # a mouth expression's weight that is clearly open
 CLOSED = 0.05
 FRAMES_MS = 250  # how long after the last cue the mouth must be closed (a few frames)
@@ -178,14 +185,7 @@ def test_my_vrm_model_talks_on_the_talk_page(lumina_server, question_wav):
             avatar_id = _my_vrm_avatar(context)
 
             page = context.new_page()
-            page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
-            page.on(
-                "console",
-                lambda m: (
-                    m.type == "error"
-                    and problems.append(f"console: {m.text} ({m.location.get('url')})")
-                ),
-            )
+            watch_for_errors(page, problems)
             page.goto(f"/talk?avatar={avatar_id}")
             expect(page.locator("#avatar-name")).to_have_text("Lumina 3D")
 
