@@ -111,14 +111,20 @@ class TurnTakingConfig(_Strict):
     """Use the smart-turn v3 model to judge whether a pause ends the turn."""
     smart_turn_max_wait_secs: Annotated[float, Field(ge=0.2, le=5.0)] = 0.8
     """Longest silence before the turn ends when smart-turn judges it incomplete. Pipecat's
-    default is 3 s; smart-turn v3 calls some complete sentences incomplete (one of the ten
-    benchmark utterances, every time), so this is paid in full there. 0.8 s still lets a
-    person pause mid-thought."""
+    default is 3 s; smart-turn v3 calls some complete sentences incomplete (three of the ten
+    benchmark utterances, every time), so this is paid in full there unless the words read
+    as a finished sentence (``read_words``). 0.8 s still lets a person pause mid-thought."""
     smart_turn_min_silence_secs: Annotated[float, Field(ge=0.0, le=2.0)] = 0.5
     """Silence after the speech before a turn smart-turn calls complete ends (the VAD stops
     after ``vad_stop_secs``). Longer, so a short pause mid-sentence is not taken for the end;
     the transcript takes about as long, and a preemptive reply is made meanwhile. Capped at
     ``smart_turn_max_wait_secs``."""
+    read_words: bool = True
+    """Also judge the end of the turn from the words: the LLM engine's odds that the sentence
+    ends there (``bots.sentence_end``). Words that stop mid-phrase wait as long as smart-turn's
+    "incomplete"; a finished sentence smart-turn heard as unfinished ends after
+    ``smart_turn_min_silence_secs``. Needs ``smart_turn`` and the embedded llama.cpp engine
+    (Ollama reports no token odds); without them smart-turn decides alone."""
     preemptive_replies: bool = True
     """Start the reply on the words heard so far while smart-turn is still confirming the
     turn, and play it once the turn is confirmed; if the person goes on, it is thrown away

@@ -114,6 +114,11 @@ def server_command(
         "--threads", str(threads),
         "--threads-batch", str(threads),
         "--cont-batching",
+        # A turn's memories ride in its user message and are gone from it in the history
+        # (processors.memory_retrieval), so the next prompt differs from the cached one there;
+        # reusing the unchanged chunks after it (by KV shifting) halves what is evaluated
+        # again on such turns (66 -> 36 tokens measured).
+        "--cache-reuse", "16",
         # Threads sleep between batches instead of spinning: on a machine where speech work
         # shares the cores, a spinning thread takes a core from Piper/whisper (and a
         # descheduled one stalls its partner).

@@ -69,7 +69,7 @@ from processors.first_clause import FirstClauseTextAggregator
 from processors.preemptive_turn import PreemptionStats, PreemptiveTurnStopStrategy
 from processors.reply_hold import ReplyStartFrame
 from processors.reply_text import ReplyTextRecorder
-from processors.smart_turn_stop import SmartTurnStopStrategy
+from processors.smart_turn_stop import SentenceEndCheck, SmartTurnStopStrategy
 from processors.turn_state import TurnState
 from processors.user_audio_end import user_audio_end
 from processors.vad_events import ReportingSileroVAD, VADListener
@@ -136,13 +136,15 @@ def user_turn_params(
     models: Models,
     listeners: list[VADListener] | None = None,
     preemption: PreemptionStats | None = None,
+    sentence_end: SentenceEndCheck | None = None,
 ) -> LLMUserAggregatorParams:
     """VAD, turn start (barge-in guard) and turn stop (smart-turn) for one avatar.
 
     ``listeners`` hear the VAD's transitions first-hand (see ``processors.vad_events``); so
     does the turn state, which is where the barge-in guard learns whether the person is still
     talking. ``preemption``: replies start while smart-turn confirms the turn, counted here
-    (``processors.preemptive_turn``).
+    (``processors.preemptive_turn``). ``sentence_end``: reads the words for a sentence end
+    (``bots.sentence_end``), when the avatar's ``read_words`` is on.
     """
     heard = VADListener(
         on_start=lambda: state.user_heard(True),
@@ -153,7 +155,11 @@ def user_turn_params(
     if turns.smart_turn:
         wait = turns.smart_turn_max_wait_secs
         analyzer = models.turn_analyzer(SmartTurnParams(stop_secs=wait))
-        waits = {"max_wait_secs": wait, "min_silence_secs": turns.smart_turn_min_silence_secs}
+        waits = {
+            "max_wait_secs": wait,
+            "min_silence_secs": turns.smart_turn_min_silence_secs,
+            "sentence_end": sentence_end if turns.read_words else None,
+        }
         if preemption is not None:
             stop = PreemptiveTurnStopStrategy(turn_analyzer=analyzer, stats=preemption, **waits)
         else:

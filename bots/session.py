@@ -31,6 +31,7 @@ from bots.config import AvatarConfig
 from bots.llm_backend import LLMBackend
 from bots.pipeline import RESUME_AFTER_NOISE_PROMPT, VoiceGraph, build_llm, user_turn_params
 from bots.runtime import Runtime
+from bots.sentence_end import SentenceEndScorer
 from bots.warmup import prefill
 from memory.distill import Distiller
 from memory.prompting import FACTS_HEADER, Profile, profile_for
@@ -99,6 +100,8 @@ class VoiceSession:
         greet: say the greeting when the client connects.
         llm_slot: the embedded engine's slot this session holds (its prompt cache), if any.
         idle_timeout_secs: end the call after this long with nobody speaking.
+        reader: the engine that reads the person's words for a sentence end
+            (``bots.sentence_end``); default: ``backend`` itself, when it is llama-server.
     """
 
     def __init__(
@@ -114,6 +117,7 @@ class VoiceSession:
         greet: bool = True,
         llm_slot: int | None = None,
         idle_timeout_secs: float | None = 300,
+        reader: LLMBackend | None = None,
     ):
         self.avatar = avatar
         self.runtime = runtime
@@ -137,6 +141,12 @@ class VoiceSession:
         # Preemptive replies (processors.preemptive_turn) need smart-turn's wait to overlap.
         preemptive = turn_taking.preemptive_replies and turn_taking.smart_turn
         self.preemption = PreemptionStats() if preemptive else None
+        # The words are read by the engine in its background slot (free while calls run:
+        # background work waits for them); only llama-server reports token odds.
+        self.sentence_end = None
+        reader = reader or backend
+        if turn_taking.smart_turn and turn_taking.read_words and reader.kind == "embedded":
+            self.sentence_end = SentenceEndScorer(reader.base_url, slot=reader.background_slot)
         self.stt = WhisperCppSTTService(
             whisper=runtime.models.transcriber(),
             interim_interval_secs=runtime.settings.stt_interim_secs,
@@ -153,7 +163,12 @@ class VoiceSession:
         aggregators = LLMContextAggregatorPair(
             self.context,
             user_params=user_turn_params(
-                turn_taking, self.turns, runtime.models, listeners, self.preemption
+                turn_taking,
+                self.turns,
+                runtime.models,
+                listeners,
+                self.preemption,
+                self.sentence_end.check if self.sentence_end else None,
             ),
         )
         self.retrieval = None
@@ -395,5 +410,7 @@ class VoiceSession:
         """After the call: finish writing its memories (last chunk, distillation)."""
         if self._prefill:
             self._prefill.cancel()
+        if self.sentence_end:
+            await self.sentence_end.close()
         if self.memory:
             await self.memory.close()

@@ -16,6 +16,13 @@ only ``vad_start_secs`` after it resumes, so while Silero hears a sound it has n
 confirmed or dismissed (:meth:`SmartTurnStopStrategy.sound_onset`, a ``VADListener``
 callback) the turn does not end either.
 
+The words can also be read by a language model (``sentence_end``, ``bots.sentence_end``: the
+LLM engine's odds that the sentence ends there). When they read as cut off, the turn waits as
+for an unfinished ending; when they read as a finished sentence and smart-turn heard it
+unfinished, the turn ends after ``min_silence_secs`` instead of ``max_wait_secs``. Either way a
+turn never ends before ``min_silence_secs``, and without an answer from the model smart-turn
+decides as before.
+
 Consumes (as a stop strategy): what ``TurnAnalyzerUserTurnStopStrategy`` does. Emits: the turn
 end, as it does.
 """
@@ -25,8 +32,17 @@ from __future__ import annotations
 import asyncio
 import re
 import time
+from collections.abc import Awaitable, Callable
+from typing import Literal
 
-from pipecat.frames.frames import VADUserStoppedSpeakingFrame
+from loguru import logger
+from pipecat.frames.frames import (
+    EagerTranscriptionFrame,
+    Frame,
+    TranscriptionFrame,
+    VADUserStoppedSpeakingFrame,
+)
+from pipecat.turns.types import ProcessFrameResult
 from pipecat.turns.user_stop.turn_analyzer_user_turn_stop_strategy import (
     TurnAnalyzerUserTurnStopStrategy,
 )
@@ -37,6 +53,10 @@ UNFINISHED_ENDINGS = frozenset(
     "a an the my your our their his its and or but because if than of um uh er erm".split()
 )
 _LAST_WORD = re.compile(r"([a-z']+)\W*$")
+
+
+SentenceEndCheck = Callable[[str], Awaitable[Literal["finished", "unfinished"] | None]]
+"""Reads a transcript: a finished sentence, cut off, or no answer (None)."""
 
 
 def ends_unfinished(text: str) -> bool:
@@ -53,11 +73,22 @@ class SmartTurnStopStrategy(TurnAnalyzerUserTurnStopStrategy):
             anyway (the avatar's ``smart_turn_max_wait_secs``).
         min_silence_secs: silence after the speech before a turn smart-turn calls complete
             ends (the avatar's ``smart_turn_min_silence_secs``).
+        sentence_end: reads the words (see the module docstring); None: no such check.
         **kwargs: As ``TurnAnalyzerUserTurnStopStrategy`` (``turn_analyzer``).
     """
 
-    def __init__(self, *, max_wait_secs: float, min_silence_secs: float = 0.0, **kwargs):
+    def __init__(
+        self,
+        *,
+        max_wait_secs: float,
+        min_silence_secs: float = 0.0,
+        sentence_end: SentenceEndCheck | None = None,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
+        self._sentence_end = sentence_end
+        self._read: tuple[str, Literal["finished", "unfinished"] | None] = ("", None)
+        self._reading: asyncio.Task | None = None
         self._max_wait = max_wait_secs
         self._min_silence = min(min_silence_secs, max_wait_secs)
         self._speech_ended_at = 0.0
@@ -81,13 +112,54 @@ class SmartTurnStopStrategy(TurnAnalyzerUserTurnStopStrategy):
                 self._maybe_trigger_user_turn_stopped(), f"{self}::false_start"
             )
 
+    async def process_frame(self, frame: Frame) -> ProcessFrameResult:
+        """As the base class; each transcript is also read for a sentence end."""
+        result = await super().process_frame(frame)
+        # The early transcript (before the VAD's stop) is usually the final one's words too.
+        if isinstance(frame, TranscriptionFrame | EagerTranscriptionFrame):
+            self._read_words(frame.text)
+        if isinstance(frame, TranscriptionFrame):
+            await self._apply_reading()
+        return result
+
+    def _read_words(self, text: str) -> None:
+        if self._sentence_end is None or not text.strip() or self._read[0] == text:
+            return
+        self._read = (text, None)
+        if self._reading:
+            self._reading.cancel()
+        self._reading = self.task_manager.create_task(self._read_out(text), f"{self}::read")
+
+    async def _read_out(self, text: str) -> None:
+        assert self._sentence_end is not None
+        said = await self._sentence_end(text)
+        self._reading = None
+        if self._read[0] == text:  # else newer words came meanwhile
+            self._read = (text, said)
+            if said:
+                logger.debug(f"{self}: the words read as {said}: {text!r}")
+            await self._apply_reading()
+
+    async def _apply_reading(self) -> None:
+        """Act on the words' reading, once it is in and they are the turn's latest."""
+        text, said = self._read
+        if not said or not text or text != self._text:
+            return
+        if said == "finished" and self._vad_stopped and not self._vad_user_speaking:
+            self._turn_complete = True  # smart-turn may have heard it unfinished
+        await self._maybe_trigger_user_turn_stopped()
+
+    def _words_unfinished(self) -> bool:
+        return ends_unfinished(self._text) or self._read == (self._text, "unfinished")
+
     async def _handle_vad_user_stopped_speaking(self, frame: VADUserStoppedSpeakingFrame):
         self._speech_ended_at = time.monotonic() - frame.stop_secs
         await super()._handle_vad_user_stopped_speaking(frame)
+        await self._apply_reading()
 
     def _earliest_end(self) -> float:
         """When the turn may end at the soonest, given the words so far (monotonic)."""
-        wait = self._max_wait if ends_unfinished(self._text) else self._min_silence
+        wait = self._max_wait if self._words_unfinished() else self._min_silence
         return self._speech_ended_at + wait
 
     async def _maybe_trigger_user_turn_stopped(self):
@@ -118,8 +190,19 @@ class SmartTurnStopStrategy(TurnAnalyzerUserTurnStopStrategy):
             self._unfinished_task = None
         await super()._discard_pending_end_of_turn()
 
+    async def _reset(self):
+        """A turn boundary: the next words are read afresh."""
+        self._read = ("", None)
+        if self._reading:
+            await self.task_manager.cancel_task(self._reading)
+            self._reading = None
+        await super()._reset()
+
     async def cleanup(self):
         """Stop the wait with the strategy."""
+        if self._reading:
+            await self.task_manager.cancel_task(self._reading)
+            self._reading = None
         if self._unfinished_task:
             await self.task_manager.cancel_task(self._unfinished_task)
             self._unfinished_task = None

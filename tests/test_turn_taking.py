@@ -88,7 +88,9 @@ async def call(tmp_path) -> AsyncIterator:
     """``await call(script)`` starts the script on a fresh Lumina session."""
     running: list[tuple[Call, asyncio.Task]] = []
 
-    async def start(script: Script, avatar: AvatarConfig | None = None) -> Call:
+    async def start(
+        script: Script, avatar: AvatarConfig | None = None, reader: LLMBackend | None = None
+    ) -> Call:
         llm = await ScriptedLLMServer(script).__aenter__()
         runtime = scripted_runtime(script, llm, tmp_path)
         session = VoiceSession(
@@ -99,6 +101,7 @@ async def call(tmp_path) -> AsyncIterator:
             user_id="scripted",
             greet=False,
             idle_timeout_secs=None,
+            reader=reader,
         )
         session.turns.settle_secs = script.secs(1.0)
         assert isinstance(session.transport, ScriptedTransport)
@@ -358,6 +361,43 @@ async def test_a_pause_after_words_that_sound_finished_is_not_an_end_of_turn(cal
     assert [r.text for r in reply] == ["Once there was a dragon."]
     assert c.voiced(0.0, 2.9) == 0.0, "a reply to half the sentence was heard"
     assert _user_messages(c) == ["Tell me a story about a dragon."]
+
+
+async def test_a_finished_sentence_smart_turn_hears_as_unfinished_ends_without_its_long_wait(
+    call, llm_backend
+):
+    """The real engine reads the words (``bots.sentence_end``): smart-turn's "incomplete"
+    would hold the turn for ``smart_turn_max_wait_secs`` (0.8 s); a finished sentence ends
+    after ``smart_turn_min_silence_secs`` (0.5 s) instead. In real time (VAD windows)."""
+    script = Script(speed=1.0)
+    said = script.say("Tell me a joke about computers.", at=0.5, duration=1.5, complete=False)
+    script.answer("Why did the computer sneeze? It had a virus.", to="joke")
+    c = await call(script, reader=llm_backend)
+
+    await c.until(lambda: c.events("reply"), 10, "the answer")
+    ended = c.at(c.first("user_stopped")) - (said.at + said.duration)
+    assert 0.45 <= ended < 0.75, f"the turn ended {ended:.2f} s after the speech"
+    assert c.session.preemption and c.session.preemption.last == "kept"
+
+
+async def test_a_pause_after_words_that_stop_mid_phrase_is_waited_out(call, llm_backend):
+    """Smart-turn calls "What do you think is the best way to" complete (measured 0.93-0.98);
+    the words read as cut off, so a 0.6 s pause (longer than the 0.5 s minimum silence) does
+    not end the turn: one answer, to the whole sentence, and nothing of another is heard."""
+    script = Script(speed=1.0)
+    half = script.say("What do you think is the best way to", at=0.5, duration=1.8)
+    script.say("learn the piano?", at=half.at + half.duration + 0.6, duration=1.0)
+    script.answer("Practice a little every day.", to="piano")
+    script.answer("The best way to what?", to="way to")
+    c = await call(script, reader=llm_backend)
+
+    reply = await c.until(lambda: c.events("reply"), 10, "the answer")
+    await c.until(lambda: c.events("bot_stopped"), 3, "the voice to stop")
+    assert [e.text for e in c.events("user_stopped")] == [
+        "What do you think is the best way to learn the piano?"
+    ]
+    assert [r.text for r in reply] == ["Practice a little every day."]
+    assert c.voiced(0.0, 3.9) == 0.0, "a reply to half the sentence was heard"
 
 
 async def test_a_preemptive_reply_on_words_that_then_change_is_started_again(call):
