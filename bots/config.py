@@ -120,10 +120,9 @@ class TurnTakingConfig(_Strict):
     the transcript takes about as long, and a preemptive reply is made meanwhile. Capped at
     ``smart_turn_max_wait_secs``."""
     read_words: bool = True
-    """Also judge the end of the turn from the words: the LLM engine's odds that the sentence
-    ends there (``bots.sentence_end``). Words that stop mid-phrase wait as long as smart-turn's
-    "incomplete"; a finished sentence smart-turn heard as unfinished ends after
-    ``smart_turn_min_silence_secs``. Needs ``smart_turn`` and the embedded llama.cpp engine
+    """When smart-turn hears a turn as unfinished, read the words too: the LLM engine's odds
+    that the sentence ends there (``bots.sentence_end``). A finished sentence then ends after
+    ``smart_turn_min_silence_secs`` instead of ``smart_turn_max_wait_secs``. Needs ``smart_turn`` and the embedded llama.cpp engine
     (Ollama reports no token odds); without them smart-turn decides alone."""
     preemptive_replies: bool = True
     """Start the reply on the words heard so far while smart-turn is still confirming the

@@ -14,8 +14,10 @@ Measured on the default model: finished sentences 0.04-0.89, sentences cut off a
 "of", "with", "recommend", "is" 0.000-0.001, and the worst fragment seen 0.036 ("Could you
 tell me the name mode", whisper mishearing a pause after "name of"). So a score of at least
 :data:`FINISHED` reads as finished, below :data:`UNFINISHED` as cut off, and anything between
-is left to smart-turn. A check costs one forward pass of ~15-25 tokens (20-60 ms on 2 cores)
-in the engine's background slot, so it never evicts a conversation's prompt cache.
+is left to smart-turn. ``processors.smart_turn_stop`` acts on "finished" only, and asks only
+when smart-turn heard the turn unfinished. A check costs one forward pass of ~15-25 tokens
+(20-60 ms on 2 cores alone, ~100 ms beside a reply's prompt) in the engine's background slot,
+so it never evicts a conversation's prompt cache.
 
 Only llama.cpp's ``llama-server`` (the embedded engine) reports next-token probabilities
 through its ``/completion`` API; with Ollama there is no check and smart-turn decides alone.

@@ -16,12 +16,13 @@ only ``vad_start_secs`` after it resumes, so while Silero hears a sound it has n
 confirmed or dismissed (:meth:`SmartTurnStopStrategy.sound_onset`, a ``VADListener``
 callback) the turn does not end either.
 
-The words can also be read by a language model (``sentence_end``, ``bots.sentence_end``: the
-LLM engine's odds that the sentence ends there). When they read as cut off, the turn waits as
-for an unfinished ending; when they read as a finished sentence and smart-turn heard it
-unfinished, the turn ends after ``min_silence_secs`` instead of ``max_wait_secs``. Either way a
-turn never ends before ``min_silence_secs``, and without an answer from the model smart-turn
-decides as before.
+When smart-turn hears a turn as unfinished, the words are read by a language model as well
+(``sentence_end``, ``bots.sentence_end``: the LLM engine's odds that the sentence ends
+there). If they read as a finished sentence, the turn ends after ``min_silence_secs`` instead
+of ``max_wait_secs``; without an answer from the model smart-turn decides as before. They are
+not read when smart-turn calls the turn complete: there the check would run beside the reply's
+own prompt on the same engine and slow its first token by 50-100 ms (measured in the latency
+bench), and the minimum silence already guards a short pause.
 
 Consumes (as a stop strategy): what ``TurnAnalyzerUserTurnStopStrategy`` does. Emits: the turn
 end, as it does.
@@ -88,6 +89,7 @@ class SmartTurnStopStrategy(TurnAnalyzerUserTurnStopStrategy):
         super().__init__(**kwargs)
         self._sentence_end = sentence_end
         self._read: tuple[str, Literal["finished", "unfinished"] | None] = ("", None)
+        self._early_text = ""  # the STT's early pass, before the VAD's stop
         self._reading: asyncio.Task | None = None
         self._max_wait = max_wait_secs
         self._min_silence = min(min_silence_secs, max_wait_secs)
@@ -113,17 +115,28 @@ class SmartTurnStopStrategy(TurnAnalyzerUserTurnStopStrategy):
             )
 
     async def process_frame(self, frame: Frame) -> ProcessFrameResult:
-        """As the base class; each transcript is also read for a sentence end."""
+        """As the base class; a turn smart-turn heard unfinished has its words read too."""
+        if isinstance(frame, EagerTranscriptionFrame):
+            self._early_text = frame.text
         result = await super().process_frame(frame)
-        # The early transcript (before the VAD's stop) is usually the final one's words too.
-        if isinstance(frame, TranscriptionFrame | EagerTranscriptionFrame):
-            self._read_words(frame.text)
         if isinstance(frame, TranscriptionFrame):
+            self._read_words(frame.text)
             await self._apply_reading()
         return result
 
     def _read_words(self, text: str) -> None:
-        if self._sentence_end is None or not text.strip() or self._read[0] == text:
+        # Only where the reading can change the outcome: smart-turn said "incomplete" (its
+        # verdict comes with the VAD's stop) and no word list settles it. A check running
+        # beside every reply's prompt would slow each first token by 50-100 ms (measured).
+        if (
+            self._sentence_end is None
+            or not text.strip()
+            or self._read[0] == text
+            or not self._vad_stopped
+            or self._vad_user_speaking
+            or self._turn_complete
+            or ends_unfinished(text)
+        ):
             return
         self._read = (text, None)
         if self._reading:
@@ -141,25 +154,24 @@ class SmartTurnStopStrategy(TurnAnalyzerUserTurnStopStrategy):
             await self._apply_reading()
 
     async def _apply_reading(self) -> None:
-        """Act on the words' reading, once it is in and they are the turn's latest."""
+        """A finished sentence smart-turn heard unfinished ends after the minimum silence."""
         text, said = self._read
-        if not said or not text or text != self._text:
+        if said != "finished" or text != self._text or self._turn_complete:
             return
-        if said == "finished" and self._vad_stopped and not self._vad_user_speaking:
-            self._turn_complete = True  # smart-turn may have heard it unfinished
-        await self._maybe_trigger_user_turn_stopped()
-
-    def _words_unfinished(self) -> bool:
-        return ends_unfinished(self._text) or self._read == (self._text, "unfinished")
+        if self._vad_stopped and not self._vad_user_speaking:
+            self._turn_complete = True
+            await self._maybe_trigger_user_turn_stopped()
 
     async def _handle_vad_user_stopped_speaking(self, frame: VADUserStoppedSpeakingFrame):
         self._speech_ended_at = time.monotonic() - frame.stop_secs
         await super()._handle_vad_user_stopped_speaking(frame)
-        await self._apply_reading()
+        # Smart-turn's verdict is in; the words may be too (the early pass, or a transcript
+        # that came before the stop).
+        self._read_words(self._text or self._early_text)
 
     def _earliest_end(self) -> float:
         """When the turn may end at the soonest, given the words so far (monotonic)."""
-        wait = self._max_wait if self._words_unfinished() else self._min_silence
+        wait = self._max_wait if ends_unfinished(self._text) else self._min_silence
         return self._speech_ended_at + wait
 
     async def _maybe_trigger_user_turn_stopped(self):
@@ -193,6 +205,7 @@ class SmartTurnStopStrategy(TurnAnalyzerUserTurnStopStrategy):
     async def _reset(self):
         """A turn boundary: the next words are read afresh."""
         self._read = ("", None)
+        self._early_text = ""
         if self._reading:
             await self.task_manager.cancel_task(self._reading)
             self._reading = None

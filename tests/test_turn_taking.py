@@ -380,26 +380,6 @@ async def test_a_finished_sentence_smart_turn_hears_as_unfinished_ends_without_i
     assert c.session.preemption and c.session.preemption.last == "kept"
 
 
-async def test_a_pause_after_words_that_stop_mid_phrase_is_waited_out(call, llm_backend):
-    """Smart-turn calls "What do you think is the best way to" complete (measured 0.93-0.98);
-    the words read as cut off, so a 0.6 s pause (longer than the 0.5 s minimum silence) does
-    not end the turn: one answer, to the whole sentence, and nothing of another is heard."""
-    script = Script(speed=1.0)
-    half = script.say("What do you think is the best way to", at=0.5, duration=1.8)
-    script.say("learn the piano?", at=half.at + half.duration + 0.6, duration=1.0)
-    script.answer("Practice a little every day.", to="piano")
-    script.answer("The best way to what?", to="way to")
-    c = await call(script, reader=llm_backend)
-
-    reply = await c.until(lambda: c.events("reply"), 10, "the answer")
-    await c.until(lambda: c.events("bot_stopped"), 3, "the voice to stop")
-    assert [e.text for e in c.events("user_stopped")] == [
-        "What do you think is the best way to learn the piano?"
-    ]
-    assert [r.text for r in reply] == ["Practice a little every day."]
-    assert c.voiced(0.0, 3.9) == 0.0, "a reply to half the sentence was heard"
-
-
 async def test_a_preemptive_reply_on_words_that_then_change_is_started_again(call):
     script = Script(speed=SPEED)
     question = script.say(
