@@ -122,8 +122,9 @@ class TurnTakingConfig(_Strict):
     read_words: bool = True
     """When smart-turn hears a turn as unfinished, read the words too: the LLM engine's odds
     that the sentence ends there (``bots.sentence_end``). A finished sentence then ends after
-    ``smart_turn_min_silence_secs`` instead of ``smart_turn_max_wait_secs``. Needs ``smart_turn`` and the embedded llama.cpp engine
-    (Ollama reports no token odds); without them smart-turn decides alone."""
+    ``smart_turn_min_silence_secs`` instead of ``smart_turn_max_wait_secs``. Needs
+    ``smart_turn`` and the embedded llama.cpp engine (Ollama reports no token odds); without
+    them smart-turn decides alone."""
     preemptive_replies: bool = True
     """Start the reply on the words heard so far while smart-turn is still confirming the
     turn, and play it once the turn is confirmed; if the person goes on, it is thrown away
