@@ -6,7 +6,8 @@ instance, i.e. for every call. The model is stateless (each inference sees the w
 audio) and ``InferenceSession.run`` is thread-safe, so calls can share one session: a call then
 starts without loading the model, and opening and closing many calls does not churn native
 memory (each session's arena is ~20 MB that the process did not give back). The caller (the
-process's ``Runtime``) opens the session once with :func:`load_smart_turn_session`.
+process's ``Runtime``) opens the session once with :func:`load_smart_turn_session`. Each
+inference first lets a running whisper pass finish (``processors.speech_first``).
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from typing import Any
 
 from pipecat.audio.turn.smart_turn.base_smart_turn import BaseSmartTurn
 from pipecat.audio.turn.smart_turn.local_smart_turn_v3 import LocalSmartTurnAnalyzerV3
+
+from processors.speech_first import SPEECH_FIRST
 
 
 def load_smart_turn_session() -> Any:
@@ -34,3 +37,8 @@ class SharedSmartTurnAnalyzer(LocalSmartTurnAnalyzerV3):
         BaseSmartTurn.__init__(self, **kwargs)  # not LocalSmartTurnAnalyzerV3's: no new session
         self._log_data = False
         self._session = session
+
+    def _predict_endpoint(self, audio_array: Any) -> dict[str, Any]:
+        # In the analyzer's worker thread: let a running whisper pass finish first.
+        SPEECH_FIRST.wait_idle()
+        return super()._predict_endpoint(audio_array)

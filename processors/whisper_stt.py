@@ -63,6 +63,8 @@ from pipecat.transcriptions.language import Language
 from pipecat.turns.eager_end_of_turn_mixin import EagerEndOfTurnSTTServiceMixin
 from pipecat.utils.time import time_now_iso8601
 
+from processors.speech_first import SPEECH_FIRST
+
 # Whisper's encoder sees 50 positions per second of audio (1500 for 30 s).
 _CTX_PER_SECOND = 50
 _MAX_AUDIO_CTX = 1500
@@ -125,7 +127,8 @@ class SharedWhisper:
         audio = trim_leading_silence(audio)
         started = time.perf_counter()
         try:
-            text = self._run(audio, audio_ctx_for(len(audio)))
+            with SPEECH_FIRST.transcribing():  # smart-turn waits meanwhile (speech_first)
+                text = self._run(audio, audio_ctx_for(len(audio)))
             period = repetition_period(text)
             if period and period > 2:
                 # A whole phrase repeated: keep one copy (people rarely say it twice).
