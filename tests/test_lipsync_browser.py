@@ -124,9 +124,10 @@ def test_the_mouth_follows_the_words_heard_and_stops_with_them(lumina_server, qu
     opened = talk["onsets"]["mouth"]
     starts = [a for a in _sound_starts(trace) if interrupted is None or a < interrupted]
     offsets = sorted(min((m - a for m in opened), key=abs) for a in starts if opened)
-    # (Three at least: the greeting and the first answer; how many pauses they hold varies
-    # with the sentences the model writes.)
-    assert len(offsets) >= 3, (starts, opened)
+    # (Two at least: the greeting's and the first answer's. How many pauses of 200 ms they
+    # hold besides varies with the sentences the model writes: a CI run on 2026-12-07 had
+    # none, and the check asked for three.)
+    assert len(offsets) >= 2, (starts, opened)
     within = [o for o in offsets if abs(o) <= 80]
     print(
         f"mouth vs sound onsets: n={len(offsets)}, {len(within)} within 80 ms, median "
